@@ -1,0 +1,25 @@
+# Two commands on a fresh machine: `make run` starts the registry, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INI ?= development.ini
+
+$(BIN)/hinkskalle: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,postgres,mysql]'
+	@touch $@
+
+.PHONY: install run test bench
+install: $(BIN)/hinkskalle
+
+run: install
+	$(BIN)/hinkskalle -c $(INI) init
+	$(BIN)/pserve $(INI)
+
+# Extra pytest arguments: make test ARGS="-k oci"; another database: HINKSKALLE_TEST_DATABASE_URL=...
+test: install
+	$(BIN)/pytest $(ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/run.py

@@ -1,0 +1,40 @@
+"""Hinkskalle: a container registry for Singularity/Apptainer and OCI clients."""
+from __future__ import annotations
+
+import sys
+
+from pyramid.config import Configurator
+from pyramid.renderers import JSON
+
+from .config import SettingsError, load_settings
+from .plugins import hookimpl  # noqa: F401  (re-exported for plugin authors)
+
+__version__ = "5.0.0.dev0"
+
+
+def make_config(settings: dict) -> Configurator:
+    from .resources import root_factory
+
+    config = Configurator(settings=settings, root_factory=root_factory)
+    config.add_renderer("json", JSON(sort_keys=True))
+    # Order matters: the database and the blob store first, then plugins (the security
+    # policy asks them to authenticate), then security, then routes and views.
+    config.include(".models")             # SQLAlchemy session joined to pyramid_tm
+    config.include(".services.storage")   # content-addressed blob store
+    config.include(".plugins")            # plugin manager, request.hook, request.emit
+    config.include(".security.policy")    # Authorization header -> identity -> principals
+    config.include(".routes")             # every route of every protocol
+    config.scan(".views")
+    config.registry["plugin_manager"].hook.hinkskalle_configure(config=config)
+    return config
+
+
+def main(global_config, **settings):
+    """Paste entry point (`pserve development.ini`)."""
+    try:
+        settings = load_settings(dict(global_config, **settings))
+    except SettingsError as err:
+        for key, message in err.errors.items():
+            print(f"hinkskalle: invalid setting {key}: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return make_config(settings).make_wsgi_app()

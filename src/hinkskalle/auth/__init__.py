@@ -1,0 +1,1 @@
+"""Built-in authentication methods, registered as plugins (see plugins.BUILTIN_PLUGINS)."""

@@ -1,0 +1,221 @@
+"""The `hinkskalle` command line: `hinkskalle -c INI <command>`."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from sqlalchemy import select
+
+from .config import SettingsError, load_settings
+
+
+class Env:
+    """Settings, database and blob store of one ini file, built on first use."""
+
+    def __init__(self, ini: str):
+        self.ini = ini
+        self._settings = None
+
+    @property
+    def raw_settings(self) -> dict:
+        from pyramid.paster import get_appsettings
+        return dict(get_appsettings(self.ini))
+
+    @property
+    def settings(self) -> dict:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.raw_settings)
+            except SettingsError as err:
+                for key, message in err.errors.items():
+                    click.echo(f"invalid setting {key}: {message}", err=True)
+                raise SystemExit(2) from None
+        return self._settings
+
+    def session_factory(self):
+        from .models import get_engine, get_session_factory
+        return get_session_factory(get_engine(self.settings))
+
+    def store(self):
+        from .services.storage import BlobStore
+        return BlobStore(self.settings["hinkskalle.storage.path"])
+
+    def plugin_manager(self):
+        from .plugins import make_plugin_manager
+        return make_plugin_manager(self.settings)
+
+
+@click.group()
+@click.option("-c", "--config", "ini", default="development.ini", show_default=True,
+              envvar="HINKSKALLE_CONFIG", help="paste ini file")
+@click.pass_context
+def cli(ctx, ini):
+    """Administer a Hinkskalle registry."""
+    ctx.obj = Env(ini)
+
+
+@cli.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(env):
+    """Create or migrate the schema to the newest version."""
+    from .migrations import upgrade
+    upgrade(env.settings["sqlalchemy.url"])
+    click.echo("database is up to date", err=True)
+
+
+@cli.group()
+def user():
+    """Accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--email", required=True)
+@click.option("--password", default=None, help="omit to create an account without a password")
+@click.option("--admin", is_flag=True, default=False)
+@click.option("--firstname", default="")
+@click.option("--lastname", default="")
+@click.pass_obj
+def user_add(env, name, email, password, admin, firstname, lastname):
+    """Create a local user and its entity."""
+    from .services.accounts import AccountError, create_user
+    with env.session_factory()() as session, session.begin():
+        try:
+            create_user(session, env.settings, username=name, email=email, password=password,
+                        is_admin=admin, firstname=firstname, lastname=lastname,
+                        created_by="cli")
+        except AccountError as err:
+            click.echo(f"error: {err}", err=True)
+            raise SystemExit(1) from None
+    click.echo(f"created user {name.lower()}", err=True)
+
+
+@cli.group()
+def token():
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--comment", default="created on the command line")
+@click.pass_obj
+def token_create(env, username, comment):
+    """Create a manual API token for USERNAME; prints the token alone on stdout."""
+    from .models import User
+    from .security.tokens import create_token
+    with env.session_factory()() as session, session.begin():
+        account = session.scalar(select(User).where(User.username == username.lower()))
+        if account is None:
+            click.echo(f"error: no user {username}", err=True)
+            raise SystemExit(1)
+        _, secret = create_token(session, account, source="manual", comment=comment)
+    click.echo(secret)
+
+
+@cli.group()
+def plugins():
+    """Installed plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def plugins_list(env, as_json):
+    """Show every loaded plugin and the hooks it implements."""
+    from .plugins import plugin_list
+    pm = env.plugin_manager()
+    rows = plugin_list(pm)
+    disabled = env.settings["hinkskalle.plugins.disabled"]
+    if as_json:
+        click.echo(json.dumps({"enabled": rows, "disabled": disabled}, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<20} {row['distribution'] or ''} {row['version'] or ''}  "
+                   f"hooks: {', '.join(row['hooks']) or '-'}")
+    for name in disabled:
+        click.echo(f"{name:<20} disabled")
+
+
+@cli.command("check-config")
+@click.pass_obj
+def check_config(env):
+    """Validate every setting; reports all problems at once."""
+    try:
+        settings = load_settings(env.raw_settings)
+    except SettingsError as err:
+        for key, message in err.errors.items():
+            click.echo(f"invalid setting {key}: {message}", err=True)
+        raise SystemExit(1) from None
+    from .plugins import PluginError, make_plugin_manager
+    try:
+        make_plugin_manager(settings)
+    except PluginError as err:
+        click.echo(f"plugins: {err}", err=True)
+        raise SystemExit(1) from None
+    click.echo("configuration ok", err=True)
+
+
+@cli.command("gc")
+@click.option("--grace", type=int, default=None, help="seconds (default: hinkskalle.gc_grace)")
+@click.pass_obj
+def gc(env, grace):
+    """Remove unreferenced blobs and abandoned uploads (safe while the server runs)."""
+    from .services.gc import collect
+    report = collect(env.session_factory(), env.store(),
+                     env.settings["hinkskalle.gc_grace"] if grace is None else grace)
+    click.echo(f"removed {report.blobs_removed} blobs ({report.bytes_removed} bytes), "
+               f"{report.orphan_blob_rows} orphaned blob records, {report.expired_uploads} "
+               f"expired uploads, {report.upload_files_removed} stray upload files; "
+               f"kept {report.kept_recent} recent blobs")
+
+
+def main(argv=None):
+    """Entry point that lets plugins add commands before click parses the arguments."""
+    argv = sys.argv[1:] if argv is None else argv
+    _add_plugin_commands(argv)
+    return cli.main(args=argv, prog_name="hinkskalle")
+
+
+def _add_plugin_commands(argv):
+    ini = "development.ini"
+    for i, arg in enumerate(argv):
+        if arg in ("-c", "--config") and i + 1 < len(argv):
+            ini = argv[i + 1]
+        elif arg.startswith("--config="):
+            ini = arg.split("=", 1)[1]
+    try:
+        Env(ini).plugin_manager().hook.hinkskalle_add_commands(cli=cli)
+    except Exception:  # noqa: BLE001 - a broken config is reported by the command itself
+        pass
+
+
+@cli.command("init")
+@click.option("--admin", "admin_name", default="admin", show_default=True)
+@click.pass_obj
+def init(env, admin_name):
+    """Migrate the database and, on an empty one, create the first admin.
+
+    Prints the admin's generated password and an API token (once).
+    """
+    import secrets as _secrets
+
+    from .migrations import upgrade
+    from .models import User
+    from .security.tokens import create_token
+    from .services.accounts import create_user
+    upgrade(env.settings["sqlalchemy.url"])
+    with env.session_factory()() as session, session.begin():
+        if session.scalar(select(User).limit(1)) is not None:
+            click.echo("database ready (accounts exist already)", err=True)
+            return
+        password = _secrets.token_urlsafe(12)
+        admin = create_user(session, env.settings, username=admin_name, email=f"{admin_name}@localhost",
+                            password=password, is_admin=True, created_by="init")
+        _, secret = create_token(session, admin, source="manual", comment="first admin token")
+    click.echo(f"created admin account\n  username: {admin_name}\n  password: {password}\n  token:    {secret}")

@@ -1,0 +1,73 @@
+"""Database wiring: engine, session factory and `request.dbsession` joined to pyramid_tm."""
+from __future__ import annotations
+
+import os
+
+import zope.sqlalchemy
+from sqlalchemy import engine_from_config, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, configure_mappers, sessionmaker
+
+from .meta import Base, utcnow  # noqa: F401
+from .misc import Adm, PublicKey  # noqa: F401
+from .registry import (Collection, Container, Entity, Image, Manifest,  # noqa: F401
+                       ManifestReference, Tag, Upload, UploadPart)
+from .user import Group, Membership, Token, User, user_stars  # noqa: F401
+
+configure_mappers()
+
+
+def get_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
+    url = settings[prefix + "url"]
+    if url.startswith("sqlite:///"):
+        folder = os.path.dirname(url[len("sqlite:///"):])
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    options = {"pool_pre_ping": True} if not url.startswith("sqlite") else {}
+    engine = engine_from_config(settings, prefix, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    # WAL lets readers run beside the writer; foreign keys are off by default in SQLite;
+    # busy_timeout makes concurrent writers wait instead of failing at once.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def get_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def get_tm_session(session_factory: sessionmaker, transaction_manager, request=None) -> Session:
+    """A session joined to the transaction manager: committed or aborted with the request."""
+    session = session_factory(info={"request": request})
+    zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
+    return session
+
+
+def includeme(config):
+    settings = config.get_settings()
+    settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
+    # Identity is resolved lazily by views; the tween must not trigger it (and its errors) early.
+    settings["tm.annotate_user"] = False
+    config.include("pyramid_tm")
+    engine = settings.get("hinkskalle.engine") or get_engine(settings)
+    session_factory = get_session_factory(engine)
+    config.registry["dbsession_factory"] = session_factory
+    config.registry["dbengine"] = engine
+
+    def dbsession(request):
+        # Tests may hand in their own session through the environ.
+        session = request.environ.get("hinkskalle.dbsession")
+        if session is None:
+            session = get_tm_session(session_factory, request.tm, request=request)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

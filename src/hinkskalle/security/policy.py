@@ -1,0 +1,161 @@
+"""The security policy: who is calling (identity), as which principals, allowed what.
+
+Reads ``Authorization: Basic`` (username with password or API token) and ``Bearer`` (API
+token, or a short-lived registry token from the docker token flow). The scheme is
+case-insensitive. A malformed header raises MalformedAuthorization; credentials that are
+present but wrong raise Unauthorized, so they never silently degrade to anonymous.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from pyramid.authorization import ACLHelper, Authenticated, Everyone
+from pyramid.interfaces import ISecurityPolicy
+from sqlalchemy import select
+from zope.interface import implementer
+
+from ..errors import MalformedAuthorization, Unauthorized
+from ..models import User
+from .permissions import ADMIN_PRINCIPAL, Permission, group_principal, user_principal
+from .tokens import find_token, looks_like_jwt, slide_expiry, unsign
+
+REGISTRY_AUDIENCE = "hinkskalle-registry"
+# Which registry-token action each permission needs; anything else is out of a registry token's reach.
+SCOPE_ACTIONS = {
+    Permission.OCI_PULL: "pull",
+    Permission.PULL: "pull",
+    Permission.BROWSE: "pull",
+    Permission.PUSH: "push",
+    Permission.DELETE: "delete",
+}
+
+
+@dataclass
+class Identity:
+    user: User
+    method: str                      # "password", "token", "registry-token"
+    token: object | None = None
+    # For registry tokens: {repository path: {actions}}; None means not restricted.
+    scopes: dict[str, set[str]] | None = field(default=None)
+
+
+def parse_authorization(header: str | None) -> tuple[str, str] | None:
+    """(scheme, credentials) with the scheme lower-cased, or None without a header."""
+    if header is None or not header.strip():
+        return None
+    parts = header.split()
+    if len(parts) == 1:
+        raise MalformedAuthorization("Token not found in Authorization header")
+    if len(parts) > 2:
+        raise MalformedAuthorization("Too many parts in Authorization header")
+    scheme = parts[0].lower()
+    if scheme not in ("basic", "bearer"):
+        raise MalformedAuthorization(f"Unsupported Authorization scheme {parts[0]}")
+    return scheme, parts[1]
+
+
+def decode_basic(credentials: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise MalformedAuthorization("Basic credentials are not valid base64") from None
+    username, sep, secret = decoded.partition(":")
+    if not sep or not username or not secret:
+        raise Unauthorized("Basic credentials need a username and a password")
+    return username, secret
+
+
+def authenticate_password(request, username: str, secret: str) -> Identity | None:
+    """Username with an API token or a password; None when neither fits."""
+    token = find_token(request.dbsession, secret)
+    if token is not None and token.user.username == username.lower():
+        return Identity(token.user, "token", token)
+    user = request.hook.hinkskalle_authenticate(request=request, username=username, password=secret)
+    if user is not None and user.is_active and not user.password_disabled:
+        return Identity(user, "password")
+    return None
+
+
+@implementer(ISecurityPolicy)
+class HinkskallePolicy:
+    def __init__(self):
+        self.acl = ACLHelper()
+
+    def identity(self, request) -> Identity | None:
+        if "_hinkskalle_identity" not in request.__dict__:
+            request.__dict__["_hinkskalle_identity"] = self._identify(request)
+        return request.__dict__["_hinkskalle_identity"]
+
+    def _identify(self, request) -> Identity | None:
+        parsed = parse_authorization(request.headers.get("Authorization"))
+        if parsed is None:
+            return None
+        scheme, credentials = parsed
+        settings = request.registry.settings
+        if scheme == "basic":
+            username, secret = decode_basic(credentials)
+            identity = request.authenticate_login(username, secret)
+            if identity is None:
+                raise Unauthorized("Not Authorized")
+            return identity
+        if looks_like_jwt(credentials):
+            claims = unsign(settings, credentials, REGISTRY_AUDIENCE)
+            user = claims and request.dbsession.scalar(select(User).where(User.username == claims["sub"]))
+            if not user or not user.is_active:
+                raise Unauthorized("Not Authorized")
+            scopes = {repo: set(actions) for repo, actions in claims.get("access", {}).items()}
+            return Identity(user, "registry-token", scopes=scopes)
+        token = find_token(request.dbsession, credentials)
+        if token is None:
+            raise Unauthorized("Not Authorized")
+        slide_expiry(token, settings["hinkskalle.token_expiry"])
+        return Identity(token.user, "token", token)
+
+    def authenticated_userid(self, request):
+        identity = self.identity(request)
+        return identity.user.username if identity else None
+
+    def principals(self, request) -> list[str]:
+        identity = self.identity(request)
+        if identity is None:
+            return [Everyone]
+        user = identity.user
+        principals = [Everyone, Authenticated, user_principal(user.username)]
+        if user.is_admin:
+            principals.append(ADMIN_PRINCIPAL)
+        principals += [group_principal(m.group.name, m.role) for m in user.memberships]
+        for extra in request.hook.hinkskalle_principals(request=request, user=user):
+            principals += list(extra or ())
+        return principals
+
+    def permits(self, request, context, permission):
+        identity = self.identity(request)
+        if identity is not None and identity.scopes is not None:
+            action = SCOPE_ACTIONS.get(permission)
+            repository = getattr(context, "path", None)
+            if permission != Permission.AUTHENTICATED and (
+                    action is None or action not in identity.scopes.get(repository, ())):
+                return self.acl.permits(context, [Everyone], permission)
+        principals = request.__dict__.get("_hinkskalle_principals")
+        if principals is None:
+            principals = request.__dict__["_hinkskalle_principals"] = self.principals(request)
+        return self.acl.permits(context, principals, permission)
+
+    def remember(self, request, userid, **kw):
+        return []
+
+    def forget(self, request, **kw):
+        return []
+
+
+def _authenticate_login(request, username: str, secret: str) -> Identity | None:
+    return authenticate_password(request, username, secret)
+
+
+def includeme(config):
+    config.set_security_policy(HinkskallePolicy())
+    config.add_request_method(_authenticate_login, "authenticate_login")
+    config.add_request_method(lambda request: (request.identity.user if request.identity else None),
+                              "user", reify=True)

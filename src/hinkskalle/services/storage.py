@@ -1,0 +1,301 @@
+"""Content-addressed blob store on the filesystem.
+
+Layout under the storage root::
+
+    blobs/sha256/<h0h1>/<hex>     finished blobs, one file per digest, never rewritten
+    uploads/<upload-id>           partial data of an upload session (survives restarts)
+    tmp/                          single-request uploads being hashed
+
+A blob becomes visible only by an atomic rename after its digest has been verified and
+its bytes fsync'd. Nothing here ever holds a whole blob in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Iterable, Iterator
+
+CHUNK = 1024 * 1024
+DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+class DigestMismatch(ValueError):
+    def __init__(self, expected: str, actual: str):
+        super().__init__(f"digest {actual} does not match expected {expected}")
+        self.expected, self.actual = expected, actual
+
+
+class SizeMismatch(ValueError):
+    def __init__(self, expected: int, actual: int):
+        super().__init__(f"size {actual} does not match expected {expected}")
+        self.expected, self.actual = expected, actual
+
+
+class TooLarge(ValueError):
+    pass
+
+
+def is_digest(value: str) -> bool:
+    return bool(DIGEST_RE.match(value or ""))
+
+
+@dataclass
+class _Hashing:
+    """A running sha256 over the first `offset` bytes of a partial upload."""
+    offset: int
+    hasher: "hashlib._Hash"
+
+
+class BlobStore:
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        self.blob_root = os.path.join(self.root, "blobs", "sha256")
+        self.upload_root = os.path.join(self.root, "uploads")
+        self.tmp_root = os.path.join(self.root, "tmp")
+        for folder in (self.blob_root, self.upload_root, self.tmp_root):
+            os.makedirs(folder, exist_ok=True)
+        # Running hashes of uploads in flight in this process, so finishing an upload does not
+        # read it again. After a restart (or in another process) the partial file is re-hashed once.
+        self._hashing: dict[str, _Hashing] = {}
+        self._lock = threading.Lock()
+
+    # -- finished blobs -------------------------------------------------------------
+    def path(self, digest: str) -> str:
+        if not is_digest(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        hexdigest = digest[7:]
+        return os.path.join(self.blob_root, hexdigest[:2], hexdigest)
+
+    def exists(self, digest: str) -> bool:
+        return os.path.exists(self.path(digest))
+
+    def size(self, digest: str) -> int:
+        return os.stat(self.path(digest)).st_size
+
+    def open(self, digest: str) -> BinaryIO:
+        return open(self.path(digest), "rb")
+
+    def delete(self, digest: str) -> bool:
+        try:
+            os.unlink(self.path(digest))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """(digest, mtime) of every finished blob."""
+        for shard in os.scandir(self.blob_root):
+            if not shard.is_dir():
+                continue
+            for entry in os.scandir(shard.path):
+                if re.fullmatch(r"[a-f0-9]{64}", entry.name):
+                    yield "sha256:" + entry.name, entry.stat().st_mtime
+
+    def touch(self, digest: str) -> None:
+        """Refresh a blob's mtime so that gc's grace period starts again (dedup re-use)."""
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            pass
+
+    def _publish(self, tmp_path: str, digest: str) -> None:
+        """fsync and atomically rename a verified file into place (one copy per digest)."""
+        target = self.path(digest)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.exists(target):
+            os.unlink(tmp_path)
+            self.touch(digest)
+            return
+        with open(tmp_path, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, target)
+        dir_fd = os.open(os.path.dirname(target), os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- one-shot ingest ------------------------------------------------------------
+    def ingest(self, chunks: Iterable[bytes], expected_digest: str | None = None,
+               expected_size: int | None = None) -> tuple[str, int]:
+        """Write `chunks` to the store, hashing on the fly; returns (digest, size).
+
+        Raises DigestMismatch/SizeMismatch (and stores nothing) when the data is not what was
+        announced.
+        """
+        hasher = hashlib.sha256()
+        size = 0
+        fd, tmp_path = tempfile.mkstemp(dir=self.tmp_root)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    handle.write(chunk)
+                    size += len(chunk)
+            digest = "sha256:" + hasher.hexdigest()
+            if expected_size is not None and size != expected_size:
+                raise SizeMismatch(expected_size, size)
+            if expected_digest is not None and digest != expected_digest:
+                raise DigestMismatch(expected_digest, digest)
+            self._publish(tmp_path, digest)
+            return digest, size
+        except BaseException:
+            if os.path.exists(tmp_path):
+                os.unlink(tmp_path)
+            raise
+
+    # -- resumable uploads ----------------------------------------------------------
+    def upload_path(self, upload_id: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{8,64}", upload_id):
+            raise ValueError(f"invalid upload id {upload_id!r}")
+        return os.path.join(self.upload_root, upload_id)
+
+    def upload_size(self, upload_id: str) -> int:
+        try:
+            return os.stat(self.upload_path(upload_id)).st_size
+        except FileNotFoundError:
+            return 0
+
+    def append(self, upload_id: str, chunks: Iterable[bytes], offset: int,
+               limit: int | None = None) -> int:
+        """Append `chunks` to the partial upload at byte `offset`; returns bytes written.
+
+        `offset` is the size the database recorded; a longer file (an interrupted earlier
+        append) is cut back to it, so a retried chunk never duplicates data. Raises TooLarge
+        when more than `limit` bytes arrive in total.
+        """
+        path = self.upload_path(upload_id)
+        hashing = self._hashing_at(upload_id, offset)
+        written = 0
+        with open(path, "ab+") as handle:
+            handle.truncate(offset)
+            handle.seek(offset)
+            for chunk in chunks:
+                written += len(chunk)
+                if limit is not None and offset + written > limit:
+                    handle.truncate(offset)
+                    raise TooLarge(f"upload exceeds {limit} bytes")
+                handle.write(chunk)
+                hashing.hasher.update(chunk)
+        hashing.offset = offset + written
+        return written
+
+    def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
+        with self._lock:
+            hashing = self._hashing.get(upload_id)
+            if hashing is None or hashing.offset != offset:
+                hashing = _Hashing(0, hashlib.sha256())
+                path = self.upload_path(upload_id)
+                if offset and os.path.exists(path):
+                    with open(path, "rb") as handle:
+                        while hashing.offset < offset:
+                            chunk = handle.read(min(CHUNK, offset - hashing.offset))
+                            if not chunk:
+                                break
+                            hashing.hasher.update(chunk)
+                            hashing.offset += len(chunk)
+                self._hashing[upload_id] = hashing
+            return hashing
+
+    def upload_digest(self, upload_id: str) -> str:
+        """sha256 of the whole partial upload (from the running hash when it is current)."""
+        size = self.upload_size(upload_id)
+        return "sha256:" + self._hashing_at(upload_id, size).hasher.copy().hexdigest()
+
+    def commit_upload(self, upload_id: str, expected_digest: str | None = None,
+                      expected_size: int | None = None) -> tuple[str, int]:
+        """Verify and publish a partial upload as a blob; returns (digest, size)."""
+        path = self.upload_path(upload_id)
+        if not os.path.exists(path):
+            open(path, "ab").close()
+        size = os.stat(path).st_size
+        if expected_size is not None and size != expected_size:
+            raise SizeMismatch(expected_size, size)
+        digest = self.upload_digest(upload_id)
+        if expected_digest is not None and digest != expected_digest:
+            raise DigestMismatch(expected_digest, digest)
+        self._publish(path, digest)
+        self.forget_upload(upload_id)
+        return digest, size
+
+    def concat_parts(self, upload_id: str, part_ids: list[str]) -> None:
+        """Join part files (library multipart) into the upload's partial file, in order."""
+        target = self.upload_path(upload_id)
+        hashing = _Hashing(0, hashlib.sha256())
+        with open(target, "wb") as out:
+            for part_id in part_ids:
+                with open(self.upload_path(part_id), "rb") as part:
+                    while chunk := part.read(CHUNK):
+                        out.write(chunk)
+                        hashing.hasher.update(chunk)
+                        hashing.offset += len(chunk)
+        with self._lock:
+            self._hashing[upload_id] = hashing
+        for part_id in part_ids:
+            self.discard_upload(part_id)
+
+    def forget_upload(self, upload_id: str) -> None:
+        with self._lock:
+            self._hashing.pop(upload_id, None)
+
+    def discard_upload(self, upload_id: str) -> None:
+        self.forget_upload(upload_id)
+        try:
+            os.unlink(self.upload_path(upload_id))
+        except FileNotFoundError:
+            pass
+
+    def iter_uploads(self) -> Iterator[tuple[str, float]]:
+        for entry in os.scandir(self.upload_root):
+            yield entry.name, entry.stat().st_mtime
+
+    def cleanup_tmp(self, older_than: float) -> int:
+        removed = 0
+        for entry in os.scandir(self.tmp_root):
+            if entry.stat().st_mtime < time.time() - older_than:
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
+
+class BlobIter:
+    """WSGI app_iter over a blob with seek-based ranges (webob calls `app_iter_range`)."""
+
+    def __init__(self, path: str, start: int = 0, stop: int | None = None, block_size: int = CHUNK):
+        self.path, self.start, self.stop, self.block_size = path, start, stop, block_size
+        self.file = open(path, "rb")
+        self.file.seek(start)
+
+    def app_iter_range(self, start, stop):
+        self.file.close()
+        return BlobIter(self.path, self.start + (start or 0),
+                        None if stop is None else self.start + stop, self.block_size)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        want = self.block_size
+        if self.stop is not None:
+            want = min(want, self.stop - self.file.tell())
+        if want <= 0:
+            raise StopIteration
+        data = self.file.read(want)
+        if not data:
+            raise StopIteration
+        return data
+
+    def close(self):
+        self.file.close()
+
+
+def includeme(config):
+    settings = config.get_settings()
+    store = BlobStore(settings["hinkskalle.storage.path"])
+    config.registry["blobstore"] = store
+    config.add_request_method(lambda request: request.registry["blobstore"], "blobstore", reify=True)

@@ -1,0 +1,272 @@
+"""pytest fixtures for Hinkskalle and its plugins.
+
+Load with ``-p hinkskalle.testing`` or ``pytest_plugins = ["hinkskalle.testing"]``.
+
+The database is chosen with ``--db-url`` or ``HINKSKALLE_TEST_DATABASE_URL`` (default: a
+fresh SQLite file). The schema is built once per session by the real alembic migrations.
+Application tests run real transactions (so after-commit hooks fire as in production);
+every table is emptied after each test.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from .config import load_settings
+from .models import Base, Collection, Container, Entity, Group, Membership, User, get_engine
+from .plugins import hookimpl, make_plugin_manager
+from .security import passwords
+from .security.tokens import create_token
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str) -> str:
+    """Path of an external program a test needs; skip without it, but fail in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if IN_CI:
+            pytest.fail(message + " (CI must install it)")
+        pytest.skip(message)
+    return path
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db-url", default=os.environ.get("HINKSKALLE_TEST_DATABASE_URL"),
+                     help="database for the tests (default: a temporary SQLite file)")
+
+
+def migrate(url: str) -> None:
+    from .migrations import upgrade
+    upgrade(url)
+
+
+@pytest.fixture(scope="session")
+def db_url(request, tmp_path_factory):
+    url = request.config.getoption("--db-url")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
+    elif worker:
+        url = _worker_database(url, worker)
+    return url
+
+
+def _worker_database(url: str, worker: str) -> str:
+    """One database per xdist worker on server databases."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"{engine.url.database}_{worker}"
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        else:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(text(f"CREATE DATABASE `{name}`"))
+    engine.dispose()
+    return engine.url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def engine(db_url):
+    """The test database, emptied and migrated to the newest schema once per session."""
+    engine = get_engine({"sqlalchemy.url": db_url})
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        else:
+            Base.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    migrate(db_url)
+    yield engine
+    engine.dispose()
+
+
+def _empty_tables(engine):
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords():
+    """argon2 with its production cost makes every login take ~50 ms; tests need no such cost."""
+    passwords.set_hasher(PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    yield
+    passwords.set_hasher(PasswordHasher())
+
+
+class Recorder:
+    """A plugin that records every event it is handed (after commit)."""
+
+    def __init__(self):
+        self.events = []
+        self.vetoes = {}  # hook name -> reason to return
+
+    def of(self, kind):
+        return [e for e in self.events if e.kind == kind]
+
+    @hookimpl
+    def hinkskalle_on_push(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def hinkskalle_on_pull(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def hinkskalle_on_tag(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def hinkskalle_on_delete(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def hinkskalle_on_login(self, event):
+        self.events.append(event)
+
+    @hookimpl
+    def hinkskalle_check_push(self, request, event):
+        return self.vetoes.get("push")
+
+    @hookimpl
+    def hinkskalle_check_pull(self, request, event):
+        return self.vetoes.get("pull")
+
+
+@pytest.fixture
+def recorder():
+    return Recorder()
+
+
+@pytest.fixture
+def extra_plugins(recorder):
+    """Plugins registered in the test app; override to add your own."""
+    return (recorder,)
+
+
+@pytest.fixture
+def settings(engine, db_url, tmp_path, extra_plugins):
+    """Application settings for one test: its own blob store, the shared test database."""
+    raw = {
+        "here": str(tmp_path),
+        "sqlalchemy.url": db_url,
+        "hinkskalle.storage.path": str(tmp_path / "store"),
+        "hinkskalle.secret_key": "test-secret",
+    }
+    values = load_settings(raw, environ={})
+    values["hinkskalle.engine"] = engine
+    values["hinkskalle.plugin_manager"] = make_plugin_manager(values, load_entrypoints=False,
+                                                             extra=extra_plugins)
+    return values
+
+
+@pytest.fixture
+def app(settings, engine):
+    """The WSGI application; tables are emptied after the test."""
+    from . import make_config
+    yield make_config(settings).make_wsgi_app()
+    _empty_tables(engine)
+
+
+@pytest.fixture
+def testapp(app):
+    """A webtest TestApp on the application (real transactions, after-commit hooks fire)."""
+    import webtest
+    return webtest.TestApp(app, extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"})
+
+
+@pytest.fixture
+def db(engine, app):
+    """A session for arranging and checking data in application tests; commit to share it."""
+    session = Session(bind=engine, expire_on_commit=False)
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def dbsession(engine):
+    """A session inside a transaction that is rolled back after the test (model tests)."""
+    connection = engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    yield session
+    session.close()
+    outer.rollback()
+    connection.close()
+
+
+class Factory:
+    """Builds consistent test data (users with their entity, groups, containers)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def user(self, username="user.hase", admin=False, password="secret", quota=0, **kw) -> User:
+        user = User(username=username, email=kw.pop("email", f"{username}@example.com"),
+                    firstname=kw.pop("firstname", "Test"), lastname=kw.pop("lastname", "Hase"),
+                    is_admin=admin, quota=quota,
+                    password_hash=passwords.hash_password(password) if password else None, **kw)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def token(self, user: User, source="manual") -> str:
+        return create_token(self.session, user, source=source)[1]
+
+    def entity(self, name, owner: User | None = None, **kw) -> Entity:
+        entity = Entity(name=name, owner=owner, **kw)
+        self.session.add(entity)
+        self.session.flush()
+        return entity
+
+    def group(self, name, members: dict[User, str] = (), **kw) -> Group:
+        group = Group(name=name, email=kw.pop("email", "group@example.com"), **kw)
+        self.session.add(group)
+        self.session.flush()
+        for user, role in dict(members).items():
+            self.session.add(Membership(user=user, group=group, role=role))
+        entity = Entity(name=name.lower(), group=group)
+        self.session.add(entity)
+        self.session.flush()
+        return group
+
+    def container(self, path="test-hase/coll/cont", owner: User | None = None, private=False,
+                  collection_private=False, **kw) -> Container:
+        ent_name, coll_name, cont_name = path.split("/")
+        entity = self.session.query(Entity).filter_by(name=ent_name).one_or_none() \
+            or self.entity(ent_name, owner=owner)
+        collection = self.session.query(Collection).filter_by(entity=entity, name=coll_name).one_or_none()
+        if collection is None:
+            collection = Collection(name=coll_name, entity=entity, owner=owner, private=collection_private)
+            self.session.add(collection)
+        container = Container(name=cont_name, collection=collection, owner=owner, private=private, **kw)
+        self.session.add(container)
+        self.session.flush()
+        return container
+
+
+@pytest.fixture
+def factory(db):
+    """A Factory on the `db` session; call `db.commit()` before the app should see the data."""
+    return Factory(db)
+
+
+def auth_header(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    """Run an external command with a time limit, capturing output as text."""
+    kw.setdefault("timeout", 300)
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
