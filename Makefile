@@ -23,3 +23,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Regenerate the initial migration from the models (allowed until the first release).
+migration: install
+	rm -f src/hinkskalle/migrations/versions/0001_*.py
+	rm -f /tmp/hinkskalle-migration.db
+	$(BIN)/python -c "from alembic import command; from hinkskalle.migrations import alembic_config; \
+	command.revision(alembic_config('sqlite:////tmp/hinkskalle-migration.db'), message='initial schema', autogenerate=True, rev_id='0001')"
