@@ -5,7 +5,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from ..security.permissions import Permission
-from .errors import service_url
+from .common import service_url
 
 VERSION = {"version": "v5.0.0", "apiVersion": "2.0.0-alpha.2"}
 

@@ -8,6 +8,7 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 
 from ..errors import RegistryError, Unauthorized
+from .common import service_url
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,6 @@ def protocol(request) -> str:
                                    and not request.path.startswith(("/v2/imagefile", "/v2/tags"))):
         return "oci"
     return "library"
-
-
-def service_url(request) -> str:
-    return request.registry.settings.get("hinkskalle.backend_url") or request.application_url
 
 
 def challenge(request) -> str:
