@@ -9,9 +9,11 @@ every table is emptied after each test.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 from argon2 import PasswordHasher
@@ -260,6 +262,50 @@ class Factory:
 def factory(db):
     """A Factory on the `db` session; call `db.commit()` before the app should see the data."""
     return Factory(db)
+
+
+class LiveServer:
+    """A real waitress server on 127.0.0.1 (free port) serving a WSGI app from a thread.
+
+    For tests that need real HTTP: external clients, concurrent requests, slow uploads.
+    `url` is the base URL without a trailing slash.
+    """
+
+    def __init__(self, app, **adjustments):
+        from waitress.server import create_server
+        adjustments.setdefault("threads", 4)
+        self.server = create_server(app, host="127.0.0.1", port=0, **adjustments)
+        self.port = int(self.server.effective_port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.run, name="live-server", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        # Close the sockets from inside the server's own loop (it is not thread-safe); the
+        # loop ends once nothing is left to watch, then the worker threads are stopped.
+        from waitress import wasyncore
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self._thread.join(timeout)
+        self.server.task_dispatcher.shutdown(timeout=timeout)
+        if self._thread.is_alive():
+            raise RuntimeError("live server did not stop")
+
+
+@contextlib.contextmanager
+def live_server_for(app, **adjustments):
+    """Serve `app` with a LiveServer for the duration of a `with` block."""
+    server = LiveServer(app, **adjustments)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(app):
+    """The test app served over real HTTP on 127.0.0.1 (waitress in a thread), stopped after the test."""
+    with live_server_for(app) as server:
+        yield server
 
 
 def auth_header(token: str) -> dict:
