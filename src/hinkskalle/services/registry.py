@@ -141,7 +141,8 @@ def set_tag(request, container: Container, name: str, arch: str, *, protocol: st
     session = request.dbsession
     tag = find_tag(session, container, name, arch)
     if tag is None:
-        tag = Tag(container=container, name=name, arch=arch, owner=request.user)
+        tag = Tag(container=container, name=name, arch=arch,
+                  owner_id=request.user.id if request.user else None)
         session.add(tag)
     else:
         tag.updated_at = utcnow()
