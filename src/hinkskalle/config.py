@@ -182,3 +182,43 @@ def load_settings(raw: dict[str, Any], environ: dict[str, str] | None = None) ->
     if not settings["hinkskalle.secret_key"]:
         settings["hinkskalle.secret_key"] = secrets.token_urlsafe(32)
     return settings
+
+
+def plugin_settings(settings: dict[str, Any], prefix: str,
+                    table: dict[str, tuple[Callable[[Any], Any], Any]],
+                    environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """A plugin's own settings ``<prefix>.<name>``, typed, keyed by ``<name>``.
+
+    ``table`` maps each name to ``(coerce, default)``, e.g. ``{"urls": (as_list, [])}``.
+    The environment overrides the ini by the same rule as ours
+    (``hinkskalle_webhook.urls`` <- ``HINKSKALLE_WEBHOOK_URLS``), also for keys the ini
+    does not mention. Raises SettingsError naming every invalid key.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, (coerce, default) in table.items():
+        key = f"{prefix}.{name}"
+        value = environ.get(env_name(key), settings.get(key, default))
+        try:
+            values[name] = coerce(value)
+        except ValueError as err:
+            errors[key] = str(err)
+    if errors:
+        raise SettingsError(errors)
+    return values
+
+
+def markdown_table() -> str:
+    """The configuration reference of the README, generated from SETTINGS (`make settings-doc`)."""
+    rows = ["| Setting | Default | Environment | Meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        default = setting.default
+        if isinstance(default, bool):
+            default = str(default).lower()
+        elif isinstance(default, list):
+            default = " ".join(default)
+        default = f"`{default}`" if default != "" else "(empty)"
+        env = ", ".join(f"`{name}`" for name in (env_name(setting.key),) + ENV_ALIASES.get(setting.key, ()))
+        rows.append(f"| `{setting.key}` | {default} | {env} | {setting.help.replace('|', '/')} |")
+    return "\n".join(rows) + "\n"

@@ -3,7 +3,10 @@
 Plugins are pluggy plugins registered under the entry point group ``hinkskalle``; mark
 implementations with ``hinkskalle.hookimpl``. Hooks named ``hinkskalle_check_*`` run inside
 the request's database transaction and may veto; hooks named ``hinkskalle_on_*`` run after
-a successful commit with frozen event data, and their failures are logged, never raised.
+a successful commit with frozen event data and the application's Pyramid ``registry`` (for
+state a plugin keeps there, ``registry.settings``, ``registry["dbsession_factory"]`` and
+``registry["blobstore"]``); their failures are logged, never raised. Implementations may
+leave out arguments they do not use (``def hinkskalle_on_push(event)`` is fine).
 docs/plugins.md documents each hook with its exact signature; a test keeps the two in step.
 """
 from __future__ import annotations
@@ -90,17 +93,18 @@ def hinkskalle_check_pull(request, event):
 
 
 @hookspec
-def hinkskalle_on_push(event):
+def hinkskalle_on_push(event, registry):
     """An image, blob or manifest was pushed (``PushEvent``), after the commit.
 
     Fires once per completed push whichever protocol did it (library, OCI, ORAS). Runs in
     the request's thread after commit: keep it quick or hand the work to a thread or queue.
+    ``event.path`` is None here; the blob's file is ``registry["blobstore"].path(event.digest)``.
     Exceptions are logged and never reach the client. Return value is ignored.
     """
 
 
 @hookspec
-def hinkskalle_on_pull(event):
+def hinkskalle_on_pull(event, registry):
     """An image, blob or manifest was downloaded (``PullEvent``), after the commit.
 
     HEAD requests and ranged re-requests of the same download do not fire it twice within
@@ -109,7 +113,7 @@ def hinkskalle_on_pull(event):
 
 
 @hookspec
-def hinkskalle_on_tag(event):
+def hinkskalle_on_tag(event, registry):
     """A tag was set, moved or removed (``TagEvent``), after the commit.
 
     Exceptions are logged. Return value is ignored.
@@ -117,7 +121,7 @@ def hinkskalle_on_tag(event):
 
 
 @hookspec
-def hinkskalle_on_delete(event):
+def hinkskalle_on_delete(event, registry):
     """An image, manifest, blob, tag or container was deleted (``DeleteEvent``), after the commit.
 
     Exceptions are logged. Return value is ignored.
@@ -125,7 +129,7 @@ def hinkskalle_on_delete(event):
 
 
 @hookspec
-def hinkskalle_on_login(event):
+def hinkskalle_on_login(event, registry):
     """A login succeeded or failed (``LoginEvent``), after the request.
 
     Fires for password logins and token creation; failed logins are delivered even though

@@ -74,17 +74,19 @@ def plugin_list(pm: pluggy.PluginManager) -> list[dict]:
     return rows
 
 
-def deliver(pm: pluggy.PluginManager, events: list[Event]) -> None:
+def deliver(pm: pluggy.PluginManager, events: list[Event], registry=None) -> None:
     """Call every implementation of each event's hook, isolating their failures.
 
     pluggy stops at the first exception, so implementations are called one by one: a broken
-    plugin must never keep the others from seeing the event or fail the request.
+    plugin must never keep the others from seeing the event or fail the request. Each
+    implementation gets the arguments it names (`event`, `registry`).
     """
     for event in events:
         hook_name = _EVENT_HOOKS[type(event)]
+        arguments = {"event": event, "registry": registry}
         for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
             try:
-                impl.function(event=event)
+                impl.function(**{name: arguments[name] for name in impl.argnames})
             except Exception:  # noqa: BLE001 - a plugin's failure must stay the plugin's
                 log.exception("plugin %s failed in %s", impl.plugin_name, hook_name)
 
@@ -101,11 +103,12 @@ def _emit(request, event: Event) -> None:
     """Queue an event; it is delivered after the transaction commits, and never otherwise."""
     queue = request.__dict__.setdefault("_hinkskalle_events", [])
     if not queue:
-        pm = request.registry["plugin_manager"]
+        registry = request.registry
+        pm = registry["plugin_manager"]
 
         def after_commit(success: bool, events=queue):
             if success:
-                deliver(pm, events)
+                deliver(pm, events, registry)
 
         request.tm.get().addAfterCommitHook(after_commit)
     queue.append(event)

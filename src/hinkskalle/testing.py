@@ -316,3 +316,84 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     """Run an external command with a time limit, capturing output as text."""
     kw.setdefault("timeout", 300)
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+class Driver:
+    """A test plugin whose `_test` routes push, tag, pull and delete through services.registry.
+
+    For plugin test suites that need registry events without speaking a whole client
+    protocol: ``POST /_test/<library|oci>/push/<entity>/<collection>/<container>`` with the
+    blob as body (query: ``tag``, ``arch``, ``media_type``, ``fail=1`` to fail the request
+    after everything was queued), ``GET .../pull/<path>?ref=<tag or digest>``,
+    ``DELETE .../image/<path>?digest=``. The route name's protocol decides the error
+    format, as in the real protocols. It also shows what ``hinkskalle_configure`` can do.
+    """
+
+    @hookimpl
+    def hinkskalle_configure(self, config):
+        from .resources import library_container_factory, library_path, resolve_path
+        from .security.permissions import Permission
+        path = "{entity}/{collection}/{container}"
+        for protocol in ("library", "oci"):
+            config.add_route(f"{protocol}._test.push", f"/_test/{protocol}/push/{path}",
+                             factory=lambda request: resolve_path(request, *library_path(request)))
+            config.add_route(f"{protocol}._test.pull", f"/_test/{protocol}/pull/{path}",
+                             factory=library_container_factory)
+            config.add_route(f"{protocol}._test.image", f"/_test/{protocol}/image/{path}",
+                             factory=library_container_factory)
+            config.add_view(self.push, route_name=f"{protocol}._test.push", request_method="POST",
+                            permission=Permission.PUSH, renderer="json")
+            config.add_view(self.pull, route_name=f"{protocol}._test.pull", request_method="GET",
+                            permission=Permission.PULL)
+            config.add_view(self.delete, route_name=f"{protocol}._test.image", request_method="DELETE",
+                            permission=Permission.DELETE, renderer="json")
+
+    @staticmethod
+    def _protocol(request) -> str:
+        return request.matched_route.name.split(".")[0]
+
+    def push(self, context, request):
+        from .errors import BadRequest
+        from .services import registry
+        from .views.common import body_chunks
+        protocol = self._protocol(request)
+        digest, size = request.blobstore.ingest(body_chunks(request))
+        container = registry.ensure_container(request, context)
+        image = registry.complete_image(request, container, digest, size, protocol=protocol,
+                                        media_type=request.GET.get("media_type"),
+                                        path=request.blobstore.path(digest))
+        if request.GET.get("tag"):
+            registry.set_tag(request, container, request.GET["tag"],
+                             request.GET.get("arch") or registry.default_arch(request),
+                             protocol=protocol, image=image)
+        if request.GET.get("fail"):
+            raise BadRequest("failing on purpose after the push was queued")
+        return {"digest": digest, "id": image.id}
+
+    def _image(self, context, request, reference):
+        from .errors import NotFound
+        from .services import registry
+        image = registry.find_image(request.dbsession, context, reference)
+        if image is None:
+            tag = registry.find_tag(request.dbsession, context, reference,
+                                    request.GET.get("arch") or registry.default_arch(request))
+            image = tag.image if tag is not None else None
+        if image is None:
+            raise NotFound(f"no image {reference}")
+        return image
+
+    def pull(self, context, request):
+        from .services import registry
+        from .views.common import blob_response
+        reference = request.GET["ref"]
+        image = self._image(context, request, reference)
+        registry.record_pull(request, context, protocol=self._protocol(request), digest=image.digest,
+                             size=image.size, media_type=image.media_type, target="image",
+                             image=image, reference=reference)
+        return blob_response(request, request.blobstore.path(image.digest), image.size)
+
+    def delete(self, context, request):
+        from .services import registry
+        image = self._image(context, request, request.GET["digest"])
+        registry.delete_image(request, image, protocol=self._protocol(request))
+        return {}
