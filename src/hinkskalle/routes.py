@@ -23,6 +23,20 @@ def includeme(config):
     # (filled in by the library protocol work)
 
     # -- Hinkskalle REST (users, tokens, groups, admin) ----------------------------------
+    from .views.accounts import user_factory
+    from .views.accounts_groups import group_factory
+    config.add_route("rest.get_token", "/v1/get-token")
+    config.add_route("rest.token_status", "/v1/token-status")
+    config.add_route("rest.register", "/v1/register")
+    config.add_route("rest.users", "/v1/users")
+    config.add_route("rest.user", "/v1/users/{username}", factory=user_factory)
+    config.add_route("rest.user_tokens", "/v1/users/{username}/tokens", factory=user_factory)
+    config.add_route("rest.user_token", "/v1/users/{username}/tokens/{token_id}", factory=user_factory)
+    config.add_route("rest.user_stars", "/v1/users/{username}/stars", factory=user_factory)
+    config.add_route("rest.user_star", "/v1/users/{username}/stars/{container_id}", factory=user_factory)
+    config.add_route("rest.groups", "/v1/groups")
+    config.add_route("rest.group", "/v1/groups/{name}", factory=group_factory)
+    config.add_route("rest.group_members", "/v1/groups/{name}/members", factory=group_factory)
 
     # -- HKP keyserver ----------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from ..errors import MalformedAuthorization, Unauthorized
 from ..models import User
+from ..services.accounts import LoginThrottle, guarded_login
 from .permissions import ADMIN_PRINCIPAL, Permission, group_principal, user_principal
 from .tokens import find_token, looks_like_jwt, slide_expiry, unsign
 
@@ -102,6 +103,8 @@ class HinkskallePolicy:
             return identity
         if looks_like_jwt(credentials):
             claims = unsign(settings, credentials, REGISTRY_AUDIENCE)
+            if claims is not None and not claims.get("sub"):
+                return None           # an anonymous registry token grants nothing
             user = claims and request.dbsession.scalar(select(User).where(User.username == claims["sub"]))
             if not user or not user.is_active:
                 raise Unauthorized("Not Authorized")
@@ -151,11 +154,13 @@ class HinkskallePolicy:
 
 
 def _authenticate_login(request, username: str, secret: str) -> Identity | None:
-    return authenticate_password(request, username, secret)
+    # Throttled: repeated failures for one user from one address are refused for a while.
+    return guarded_login(request, username, secret, authenticate_password)
 
 
 def includeme(config):
     config.set_security_policy(HinkskallePolicy())
+    config.registry["login_throttle"] = LoginThrottle(config.get_settings()["hinkskalle.login_throttle"])
     config.add_request_method(_authenticate_login, "authenticate_login")
     config.add_request_method(lambda request: (request.identity.user if request.identity else None),
                               "user", reify=True)
