@@ -10,7 +10,7 @@ $(BIN)/hinkskalle: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,postgres,mysql]'
 	@touch $@
 
-.PHONY: install run test bench
+.PHONY: install run test bench migration settings-doc
 install: $(BIN)/hinkskalle
 
 run: install
@@ -30,3 +30,10 @@ migration: install
 	rm -f /tmp/hinkskalle-migration.db
 	$(BIN)/python -c "from alembic import command; from hinkskalle.migrations import alembic_config; \
 	command.revision(alembic_config('sqlite:////tmp/hinkskalle-migration.db'), message='initial schema', autogenerate=True, rev_id='0001')"
+
+# Regenerate the README's configuration reference from the settings table in config.py.
+settings-doc: install
+	$(BIN)/python -c "import re, pathlib; from hinkskalle.config import markdown_table; \
+	p = pathlib.Path('README.md'); t = p.read_text(); \
+	p.write_text(re.sub(r'(<!-- settings:start.*?-->\n).*?(<!-- settings:end -->)', \
+	lambda m: m.group(1) + markdown_table() + m.group(2), t, flags=re.S))"

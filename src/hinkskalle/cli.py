@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -20,6 +21,9 @@ class Env:
     @property
     def raw_settings(self) -> dict:
         from pyramid.paster import get_appsettings
+        if not os.path.isfile(self.ini):
+            click.echo(f"hinkskalle: config file {self.ini} not found (use -c INI)", err=True)
+            raise SystemExit(2)
         return dict(get_appsettings(self.ini))
 
     @property
@@ -189,10 +193,14 @@ def _add_plugin_commands(argv):
             ini = argv[i + 1]
         elif arg.startswith("--config="):
             ini = arg.split("=", 1)[1]
+    from .plugins import make_plugin_manager
+    if not os.path.isfile(ini):
+        return
     try:
-        Env(ini).plugin_manager().hook.hinkskalle_add_commands(cli=cli)
+        pm = make_plugin_manager(load_settings(Env(ini).raw_settings))
     except Exception:  # noqa: BLE001 - a broken config is reported by the command itself
-        pass
+        return
+    pm.hook.hinkskalle_add_commands(cli=cli)
 
 
 @cli.command("init")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 import zope.sqlalchemy
-from sqlalchemy import engine_from_config, event
+from sqlalchemy import engine_from_config, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 
@@ -17,8 +17,21 @@ from .user import Group, Membership, Token, User, user_stars  # noqa: F401
 configure_mappers()
 
 
+# The drivers our `postgres` and `mysql` extras install, for URLs that name none.
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
+def database_url(url: str) -> str:
+    """`url` with the driver of our extras when it names none (`postgresql://` -> psycopg 3)."""
+    parsed = make_url(url)
+    if parsed.drivername in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    return parsed.render_as_string(hide_password=False)
+
+
 def get_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
-    url = settings[prefix + "url"]
+    url = database_url(settings[prefix + "url"])
+    settings = dict(settings, **{prefix + "url": url})
     if url.startswith("sqlite:///"):
         folder = os.path.dirname(url[len("sqlite:///"):])
         if folder:
