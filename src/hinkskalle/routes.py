@@ -20,7 +20,51 @@ def includeme(config):
     config.add_route("library.config", "/assets/config/config.prod.json")
 
     # -- library API (entities, collections, containers, images, uploads, tags, search)
-    # (filled in by the library protocol work)
+    # Views and factories: views/library.py, views/library_uploads.py. Reference forms use
+    # `default` for missing entity/collection; `{ref}` is `container[:tag|:sha256.<hex>]`.
+    from .views import library as lib
+    config.add_route_predicate("double_slash", lib.DoubleSlashPredicate)
+    config.add_route("library.slashes", "/v1/*rest", double_slash=True)
+    config.add_route("library.entities", "/v1/entities")
+    config.add_route("library.entity_default", "/v1/entities/", factory=lib.entity_factory)
+    config.add_route("library.entity", "/v1/entities/{entity}", factory=lib.entity_factory)
+    config.add_route("library.collections", "/v1/collections")
+    config.add_route("library.collections_default", "/v1/collections/", factory=lib.collection_factory)
+    config.add_route("library.entity_collections", "/v1/collections/{entity}", factory=lib.entity_factory)
+    config.add_route("library.collection_default", "/v1/collections/{entity}/", factory=lib.collection_factory)
+    config.add_route("library.collection", "/v1/collections/{entity}/{collection}", factory=lib.collection_factory)
+    config.add_route("library.containers", "/v1/containers")
+    config.add_route("library.container_short", "/v1/containers/{container}", factory=library_container_factory)
+    config.add_route("library.collection_containers", "/v1/containers/{entity}/{collection}",
+                     factory=lib.collection_factory)
+    config.add_route("library.container", "/v1/containers/{entity}/{collection}/{container}",
+                     factory=library_container_factory)
+    config.add_route("library.container_images", "/v1/containers/{entity}/{collection}/{container}/images",
+                     factory=library_container_factory)
+    config.add_route("library.images", "/v1/images")
+    config.add_route("library.image_tags", "/v1/images/{entity}/{collection}/{ref}/tags", factory=lib.image_factory)
+    config.add_route("library.image_inspect", "/v1/images/{entity}/{collection}/{ref}/inspect",
+                     factory=lib.image_factory)
+    config.add_route("library.image", "/v1/images/{entity}/{collection}/{ref}", factory=lib.image_factory)
+    config.add_route("library.image_c", "/v1/images/{collection}/{ref}", factory=lib.image_factory)
+    config.add_route("library.image_n", "/v1/images/{ref}", factory=lib.image_factory)
+    # POST /v1/imagefile/<imageId> is the v1 upload; GET with one segment is a short-form pull.
+    config.add_route("library.upload_v1", "/v1/imagefile/{image_id}", request_method="POST",
+                     factory=lib.image_id_factory)
+    config.add_route("library.imagefile", "/v1/imagefile/{entity}/{collection}/{ref}", factory=lib.image_factory)
+    config.add_route("library.imagefile_c", "/v1/imagefile/{collection}/{ref}", factory=lib.image_factory)
+    config.add_route("library.imagefile_n", "/v1/imagefile/{ref}", factory=lib.image_factory)
+    config.add_route("library.upload_put", "/v2/imagefile/_upload/{upload_id}")
+    config.add_route("library.upload_v2", "/v2/imagefile/{image_id}", factory=lib.image_id_factory)
+    config.add_route("library.upload_complete", "/v2/imagefile/{image_id}/_complete", factory=lib.image_id_factory)
+    config.add_route("library.multipart", "/v2/imagefile/{image_id}/_multipart", factory=lib.image_id_factory)
+    config.add_route("library.multipart_complete", "/v2/imagefile/{image_id}/_multipart_complete",
+                     factory=lib.image_id_factory)
+    config.add_route("library.multipart_abort", "/v2/imagefile/{image_id}/_multipart_abort",
+                     factory=lib.image_id_factory)
+    config.add_route("library.tags_v1", "/v1/tags/{container_id}", factory=lib.container_id_factory)
+    config.add_route("library.tags_v2", "/v2/tags/{container_id}", factory=lib.container_id_factory)
+    config.add_route("library.search", "/v1/search")
 
     # -- Hinkskalle REST (users, tokens, groups, admin) ----------------------------------
     from .views.accounts import user_factory
@@ -39,8 +83,11 @@ def includeme(config):
     config.add_route("rest.group_members", "/v1/groups/{name}/members", factory=group_factory)
 
     # -- HKP keyserver ----------------------------------------------------------------
+    config.add_route("keys.add", "/pks/add")
+    config.add_route("keys.lookup", "/pks/lookup")
 
     # -- shub ---------------------------------------------------------------------------
+    config.add_route("shub.container", "/api/container/{collection}/{ref}")
 
     # -- OCI distribution ---------------------------------------------------------------
     config.add_route("oci.base", "/v2/")

@@ -1,0 +1,290 @@
+"""Library API input schemas (colander) and JSON output of Entity, Collection, Container, Image.
+
+Inputs: create schemas ignore unknown and read-only fields (singularity sends whole Sylabs
+objects with zero values), update schemas reject them. JSON types are strict, because the
+Go client is: ids are strings, flags booleans.
+
+Outputs: the shapes of reference section 3 - ids as strings, RFC 3339 datetimes with an
+offset, constant ``deleted``/``deletedAt``, ``canEdit`` for the caller.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+import colander
+from sqlalchemy import func, select
+
+from ..errors import BadRequest
+from ..models import Collection, Container, Entity, Image, Tag
+from ..models.names import InvalidName, check_name
+from ..models.registry import SIF_MEDIA_TYPE, VISIBLE_MEDIA_TYPES
+from ..security.permissions import Permission
+
+# -- strict JSON types ------------------------------------------------------------------
+
+
+class JSONString(colander.String):
+    """A JSON string (a number is an error, as ids must be strings); null is allowed."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is None:
+            return None
+        if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, "Not a valid string.")
+        return super().deserialize(node, cstruct)
+
+
+class JSONBool(colander.SchemaType):
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, "Not a valid boolean.")
+        return cstruct
+
+
+class JSONInt(colander.SchemaType):
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return colander.null
+        if isinstance(cstruct, bool) or not isinstance(cstruct, int):
+            raise colander.Invalid(node, "Not a valid integer.")
+        return cstruct
+
+
+class JSONDateTime(colander.SchemaType):
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null or cstruct is None:
+            return cstruct if cstruct is None else colander.null
+        try:
+            value = datetime.fromisoformat(str(cstruct).replace("Z", "+00:00"))
+        except ValueError:
+            raise colander.Invalid(node, "Not a valid datetime.") from None
+        if value.tzinfo is None:
+            from datetime import timezone
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _name_validator(node, value):
+    if value:
+        try:
+            check_name(value)
+        except InvalidName as err:
+            raise colander.Invalid(node, str(err)) from None
+
+
+def _field(kind, name, validator=None):
+    return colander.SchemaNode(kind(), name=name, missing=colander.drop, validator=validator)
+
+
+def _string(name, validator=None):
+    return _field(JSONString, name, validator)
+
+
+def _schema(unknown: str, *nodes) -> colander.SchemaNode:
+    schema = colander.SchemaNode(colander.Mapping(unknown=unknown))
+    for node in nodes:
+        schema.add(node.clone())
+    return schema
+
+
+_NAME = _string("name", _name_validator)
+_DESCRIPTION = _string("description")
+_CUSTOM = _string("customData")
+_CREATED_BY = _string("createdBy")
+
+ENTITY_CREATE = _schema("ignore", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONBool, "defaultPrivate"), _CREATED_BY)
+ENTITY_UPDATE = _schema("raise", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONBool, "defaultPrivate"), _CREATED_BY)
+COLLECTION_CREATE = _schema("ignore", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONBool, "private"),
+                            _CREATED_BY, _string("entity"))
+COLLECTION_UPDATE = _schema("raise", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONBool, "private"),
+                            _CREATED_BY, _string("entity"))
+_CONTAINER_FIELDS = (_NAME, _DESCRIPTION, _string("fullDescription"), _CUSTOM, _string("vcsUrl"),
+                     _field(JSONBool, "private"), _field(JSONBool, "readOnly"), _CREATED_BY,
+                     _string("collection"))
+CONTAINER_CREATE = _schema("ignore", *_CONTAINER_FIELDS)
+CONTAINER_UPDATE = _schema("raise", *_CONTAINER_FIELDS)
+_IMAGE_FIELDS = (_string("hash"), _DESCRIPTION, _CUSTOM, _string("blob"), _string("arch"),
+                 _field(JSONBool, "encrypted"), _field(JSONDateTime, "expiresAt"), _string("container"),
+                 _string("uploadState"))
+IMAGE_CREATE = _schema("ignore", *_IMAGE_FIELDS)
+IMAGE_UPDATE = _schema("raise", *_IMAGE_FIELDS)
+# Loadable on update but discarded (reference 1.4).
+IGNORED_ON_UPDATE = {"name", "entity", "collection", "hash", "blob", "container", "uploadState"}
+
+UPLOAD_START = _schema("ignore", _field(JSONInt, "filesize"), _string("sha256sum"), _string("md5sum"))
+MULTIPART_START = _schema("ignore", _field(JSONInt, "filesize"))
+MULTIPART_PART = _schema("ignore", _string("uploadID"), _field(JSONInt, "partNumber"),
+                         _field(JSONInt, "partSize"), _string("sha256sum"))
+MULTIPART_ID = _schema("ignore", _string("uploadID"))
+
+
+def load(schema: colander.SchemaNode, body, *, required: tuple[str, ...] = ()) -> dict:
+    """Validate a JSON body; 400 in the library format with per-field messages."""
+    if body is None:
+        raise BadRequest("Fields must be in JSON body.")
+    if not isinstance(body, dict):
+        raise BadRequest("JSON body parameters are invalid.", errors={"_schema": "Invalid input type."})
+    try:
+        data = schema.deserialize(body)
+    except colander.Invalid as err:
+        errors = {key.split(".")[-1] or "_schema": value for key, value in err.asdict().items()}
+        raise BadRequest("JSON body parameters are invalid.", errors=errors) from None
+    missing = {name: "Missing data for required field." for name in required if data.get(name) is None}
+    if missing:
+        raise BadRequest("JSON body parameters are invalid.", errors=missing)
+    return data
+
+
+# -- output ---------------------------------------------------------------------------
+
+
+def timestamp(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _base(obj, request, permission=Permission.EDIT) -> dict:
+    owner = getattr(obj, "owner", None)
+    return {
+        "id": str(obj.id),
+        "createdAt": timestamp(obj.created_at),
+        "createdBy": owner.username if owner is not None else None,
+        "updatedAt": timestamp(getattr(obj, "updated_at", None)),
+        "deleted": False,
+        "deletedAt": None,
+        "canEdit": bool(request.user is not None and request.has_permission(permission, obj)),
+    }
+
+
+def entity_json(request, entity: Entity) -> dict:
+    if entity.group is not None:
+        quota = entity.group.quota or 0
+    else:
+        quota = entity.owner.quota if entity.owner is not None else 0
+    return dict(_base(entity, request), **{
+        "name": entity.name,
+        "description": entity.description,
+        "customData": entity.custom_data,
+        "defaultPrivate": bool(entity.default_private),
+        "size": len(entity.collections),
+        "quota": quota or 0,
+        "usedQuota": entity.used_quota or 0,
+        "isGroup": entity.group is not None,
+        "groupRef": entity.group.name if entity.group is not None else None,
+    })
+
+
+def collection_json(request, collection: Collection) -> dict:
+    return dict(_base(collection, request), **{
+        "name": collection.name,
+        "description": collection.description,
+        "customData": collection.custom_data,
+        "private": bool(collection.private),
+        "size": len(collection.containers),
+        "usedQuota": collection.used_quota or 0,
+        "entity": str(collection.entity_id),
+        "entityName": collection.entity.name,
+    })
+
+
+def tag_maps(request, container: Container) -> tuple[dict, dict]:
+    """(imageTags for the default arch, archTags for all arches); tags without image are left out."""
+    default_arch = request.registry.settings["hinkskalle.default_arch"]
+    image_tags: dict[str, str] = {}
+    arch_tags: dict[str, dict[str, str]] = {}
+    tags = request.dbsession.scalars(select(Tag).where(Tag.container_id == container.id,
+                                                       Tag.image_id.is_not(None))).all()
+    for tag in tags:
+        arch_tags.setdefault(tag.arch, {})[tag.name] = str(tag.image_id)
+        if tag.arch == default_arch:
+            image_tags[tag.name] = str(tag.image_id)
+    return image_tags, arch_tags
+
+
+def _container_type(request, container: Container) -> str:
+    types = request.dbsession.scalars(
+        select(Image.media_type).where(Image.container_id == container.id, Image.hidden.is_(False))
+        .distinct()).all()
+    if len(types) != 1:
+        return "mixed"
+    if types[0] == SIF_MEDIA_TYPE:
+        return "singularity"
+    if types[0].startswith("application/vnd.docker.image.rootfs.diff"):
+        return "docker"
+    return "generic"
+
+
+def _stars(request, container: Container) -> int:
+    from ..models import user_stars
+    return int(request.dbsession.scalar(
+        select(func.count()).select_from(user_stars).where(user_stars.c.container_id == container.id)) or 0)
+
+
+def container_json(request, container: Container) -> dict:
+    image_tags, arch_tags = tag_maps(request, container)
+    size = request.dbsession.scalar(
+        select(func.count()).select_from(Image).where(
+            Image.container_id == container.id, Image.hidden.is_(False), Image.upload_state == "completed"))
+    collection = container.collection
+    return dict(_base(container, request), **{
+        "name": container.name,
+        "description": container.description,
+        "fullDescription": container.full_description,
+        "customData": container.custom_data,
+        "vcsUrl": container.vcs_url,
+        "private": bool(container.private),
+        "readOnly": bool(container.read_only),
+        "size": int(size or 0),
+        "type": _container_type(request, container),
+        "downloadCount": container.download_count or 0,
+        "stars": _stars(request, container),
+        "usedQuota": container.used_quota or 0,
+        "collection": str(collection.id),
+        "collectionName": collection.name,
+        "entity": str(collection.entity_id),
+        "entityName": collection.entity.name,
+        "imageTags": image_tags,
+        "archTags": arch_tags,
+    })
+
+
+def image_type(image: Image) -> str:
+    if image.media_type == SIF_MEDIA_TYPE:
+        return "singularity"
+    if image.media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip":
+        return "docker"
+    if image.media_type in VISIBLE_MEDIA_TYPES:
+        return "oci"
+    return "other"
+
+
+def image_json(request, image: Image) -> dict:
+    container = image.container
+    collection = container.collection
+    return dict(_base(image, request), **{
+        "hash": image.hash,
+        "description": image.description,
+        "customData": image.custom_data,
+        "blob": image.blob,
+        "size": image.size,
+        "uploadState": image.upload_state,
+        "uploaded": image.completed,
+        "arch": image.arch,
+        "signed": bool(image.signed),
+        "signatureVerified": bool(image.signature_verified),
+        "encrypted": bool(image.encrypted),
+        "type": image_type(image),
+        "downloadCount": image.download_count or 0,
+        "containerDownloads": container.download_count or 0,
+        "containerStars": _stars(request, container),
+        "expiresAt": timestamp(image.expires_at),
+        "container": str(container.id),
+        "containerName": container.name,
+        "collection": str(collection.id),
+        "collectionName": collection.name,
+        "entity": str(collection.entity_id),
+        "entityName": collection.entity.name,
+        "tags": sorted({tag.name for tag in image.tags}),
+        "fingerprints": list(image.fingerprints or []),
+    })
