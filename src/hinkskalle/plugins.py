@@ -79,8 +79,11 @@ def deliver(pm: pluggy.PluginManager, events: list[Event], registry=None) -> Non
 
     pluggy stops at the first exception, so implementations are called one by one: a broken
     plugin must never keep the others from seeing the event or fail the request. Each
-    implementation gets the arguments it names (`event`, `registry`).
+    implementation gets the arguments it names (`event`, `registry`); the registry defaults
+    to the application's the plugin manager was included in.
     """
+    if registry is None:
+        registry = getattr(pm, "hinkskalle_registry", None)
     for event in events:
         hook_name = _EVENT_HOOKS[type(event)]
         arguments = {"event": event, "registry": registry}
@@ -118,5 +121,6 @@ def includeme(config):
     settings = config.get_settings()
     pm = settings.get("hinkskalle.plugin_manager") or make_plugin_manager(settings)
     config.registry["plugin_manager"] = pm
+    pm.hinkskalle_registry = config.registry   # for deliver() calls outside a request's commit
     config.add_request_method(lambda request: request.registry["plugin_manager"].hook, "hook", reify=True)
     config.add_request_method(_emit, "emit")
