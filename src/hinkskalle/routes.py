@@ -90,4 +90,16 @@ def includeme(config):
     config.add_route("shub.container", "/api/container/{collection}/{ref}")
 
     # -- OCI distribution ---------------------------------------------------------------
+    # Fixed paths first; upload routes before the blob route (`uploads` is no digest).
+    from .views.oci_auth import push_target_factory, repository_factory
     config.add_route("oci.base", "/v2/")
+    config.add_route("oci.token", "/v2/token")
+    config.add_route("oci.catalog", "/v2/_catalog")
+    config.add_route("oci.uploads", f"/v2/{OCI_NAME}/blobs/uploads/", factory=push_target_factory)
+    config.add_route("oci.upload", f"/v2/{OCI_NAME}/blobs/uploads/{{upload_id}}",
+                     factory=repository_factory)
+    config.add_route("oci.blob", f"/v2/{OCI_NAME}/blobs/{{digest}}", factory=repository_factory)
+    config.add_route("oci.manifest", f"/v2/{OCI_NAME}/manifests/{{reference}}",
+                     factory=push_target_factory)
+    config.add_route("oci.tags", f"/v2/{OCI_NAME}/tags/list", factory=repository_factory)
+    config.add_route("oci.referrers", f"/v2/{OCI_NAME}/referrers/{{digest}}", factory=repository_factory)

@@ -1,10 +1,9 @@
-"""Front doors: library discovery and the OCI base endpoint."""
+"""Front door of the library protocol: discovery and /version (the OCI base endpoint is in oci_auth.py)."""
 from __future__ import annotations
 
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
-from ..security.permissions import Permission
 from .common import service_url
 
 VERSION = {"version": "v5.0.0", "apiVersion": "2.0.0-alpha.2"}
@@ -33,9 +32,3 @@ def library_config(request):
             "singularity_flavor": "apptainer",
         },
     }
-
-
-@view_config(route_name="oci.base", renderer="json", permission=Permission.AUTHENTICATED,
-             request_method=("GET", "HEAD"))
-def oci_base(request):
-    return {}

@@ -1,0 +1,201 @@
+"""OCI distribution-spec v1.1: blobs, manifests, tags, referrers and the catalog.
+
+Upload sessions are in `oci_uploads.py`, login and route factories in `oci_auth.py`.
+Reading needs OCI_PULL on the repository, writing PUSH, deleting DELETE; the context is the
+Container (or, for writes that may create it, a PendingPath below its nearest ancestor).
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from pyramid.interfaces import ISecurityPolicy
+from pyramid.response import Response
+from pyramid.authorization import ACLHelper
+from pyramid.view import view_config
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from ..errors import BadRequest, BlobUnknown, ManifestUnknown
+from ..models import Collection, Container, Entity, Manifest, Tag
+from ..resources import oci_container_factory
+from ..security.permissions import Permission
+from ..services import manifests, registry
+from .common import blob_response, body_chunks, service_url
+
+CHUNK_MIN_LENGTH = 1024 * 1024      # advertised as OCI-Chunk-Min-Length
+
+
+def repository_url(request, container: Container, suffix: str) -> str:
+    """Absolute URL below a repository, always with the full three-part name."""
+    return f"{service_url(request)}/v2/{container.path}/{suffix}"
+
+
+def push_container(request, context) -> Container:
+    """The container a write goes to, creating its path if needed (the caller checked PUSH)."""
+    if isinstance(context, Container):
+        registry.check_writable(context, "oci")
+        return context
+    private = request.GET.get("private", "").lower() in ("1", "true", "yes")
+    try:
+        with request.dbsession.begin_nested():
+            return registry.ensure_container(request, context, private=private)
+    except IntegrityError:
+        # A parallel push (docker pushes layers concurrently) created the path first.
+        return oci_container_factory(request)
+
+
+# -- blobs -----------------------------------------------------------------------------
+
+@view_config(route_name="oci.blob", permission=Permission.OCI_PULL, request_method=("GET", "HEAD"))
+def blob_get(context, request):
+    digest = manifests.check_digest(request.matchdict["digest"])
+    image = registry.find_image(request.dbsession, context, digest)
+    store = request.blobstore
+    if image is None or not image.completed or not store.exists(digest):
+        raise BlobUnknown(f"blob {digest} not found")
+    registry.record_pull(request, context, protocol="oci", digest=digest, size=image.size,
+                         media_type=image.media_type, target="blob", image=image)
+    return blob_response(request, store.path(digest), image.size,
+                         headers={"Docker-Content-Digest": digest})
+
+
+@view_config(route_name="oci.blob", permission=Permission.DELETE, request_method="DELETE")
+def blob_delete(context, request):
+    digest = manifests.check_digest(request.matchdict["digest"])
+    image = registry.find_image(request.dbsession, context, digest)
+    if image is None:
+        raise BlobUnknown(f"blob {digest} not found")
+    registry.delete_image(request, image, protocol="oci")
+    return Response(status=202)
+
+
+# -- manifests -------------------------------------------------------------------------
+
+def _acceptable(request, media_type: str) -> bool:
+    """Content negotiation: without an Accept header (or with a wildcard) anything goes."""
+    offered = {item.split(";")[0].strip().lower()
+               for item in request.headers.get("Accept", "").split(",")} - {""}
+    return not offered or bool(offered & {"*/*", "application/*", media_type})
+
+
+@view_config(route_name="oci.manifest", permission=Permission.OCI_PULL, request_method=("GET", "HEAD"))
+def manifest_get(context, request):
+    reference = request.matchdict["reference"]
+    manifest = manifests.resolve(request, context, reference)
+    if manifest is None:
+        raise ManifestUnknown(f"manifest {reference} not found")
+    if not _acceptable(request, manifest.media_type):
+        raise ManifestUnknown(f"manifest {reference} is a {manifest.media_type}, which the client does not accept")
+    registry.record_pull(request, context, protocol="oci", digest=manifest.digest, size=manifest.size,
+                         media_type=manifest.media_type, target="manifest", manifest=manifest,
+                         reference=reference)
+    response = Response(body=manifest.content)
+    response.headers["Content-Type"] = manifest.media_type
+    response.headers["Docker-Content-Digest"] = manifest.digest
+    response.etag = manifest.digest
+    return response
+
+
+@view_config(route_name="oci.manifest", permission=Permission.PUSH, request_method="PUT")
+def manifest_put(context, request):
+    limit = request.registry.settings["hinkskalle.max_manifest_size"]
+    body = b"".join(body_chunks(request, limit=limit))
+    container = push_container(request, context)
+    manifest = manifests.push(request, container, request.matchdict["reference"], body,
+                              request.headers.get("Content-Type"))
+    response = Response(status=201)
+    response.headers["Location"] = repository_url(request, container, f"manifests/{manifest.digest}")
+    response.headers["Docker-Content-Digest"] = manifest.digest
+    if manifest.subject:
+        response.headers["OCI-Subject"] = manifest.subject
+    return response
+
+
+@view_config(route_name="oci.manifest", permission=Permission.DELETE, request_method="DELETE")
+def manifest_delete(context, request):
+    registry.check_writable(context, "oci")
+    reference = request.matchdict["reference"]
+    if not manifests.delete(request, context, reference):
+        raise ManifestUnknown(f"manifest {reference} not found")
+    return Response(status=202)
+
+
+# -- content discovery -----------------------------------------------------------------
+
+def _page(request, names: list[str], route_path: str) -> tuple[list[str], dict]:
+    """One page of sorted `names` after `last`, at most `n`, and a Link header for the rest."""
+    last = request.GET.get("last")
+    if last is not None:
+        names = [name for name in names if name > last]
+    headers = {}
+    if "n" in request.GET:
+        try:
+            n = int(request.GET["n"])
+        except ValueError:
+            raise BadRequest("n must be a number") from None
+        if n < 0:
+            raise BadRequest("n must not be negative")
+        if 0 < n < len(names):
+            query = urlencode({"n": n, "last": names[n - 1]})
+            headers["Link"] = f'<{route_path}?{query}>; rel="next"'
+        names = names[:n]
+    return names, headers
+
+
+def _json(body: dict, headers: dict, content_type: str = "application/json") -> Response:
+    response = Response(json_body=body)
+    response.headers["Content-Type"] = content_type
+    response.headers.update(headers)
+    return response
+
+
+@view_config(route_name="oci.tags", permission=Permission.OCI_PULL, request_method=("GET", "HEAD"))
+def tags_list(context, request):
+    names = sorted(set(request.dbsession.scalars(
+        select(Tag.name).where(Tag.container_id == context.id))))
+    name = request.matchdict["name"]
+    names, headers = _page(request, names, f"/v2/{name}/tags/list")
+    return _json({"name": name, "tags": names}, headers)
+
+
+@view_config(route_name="oci.catalog", permission=Permission.AUTHENTICATED, request_method=("GET", "HEAD"))
+def catalog(request):
+    """Repositories the caller may pull from or browse, by their full three-part name."""
+    policy = request.registry.queryUtility(ISecurityPolicy)
+    principals = policy.principals(request)
+    acl = ACLHelper()
+    containers = request.dbsession.scalars(select(Container).options(
+        joinedload(Container.owner),
+        joinedload(Container.collection).joinedload(Collection.entity).joinedload(Entity.group),
+        joinedload(Container.collection).joinedload(Collection.entity).joinedload(Entity.owner),
+        joinedload(Container.collection).joinedload(Collection.owner))).unique()
+    # The catalog lists what the account may see, whatever scopes a registry token names.
+    names = sorted(c.path for c in containers
+                   if acl.permits(c, principals, Permission.OCI_PULL)
+                   or acl.permits(c, principals, Permission.BROWSE))
+    names, headers = _page(request, names, "/v2/_catalog")
+    return _json({"repositories": names}, headers)
+
+
+@view_config(route_name="oci.referrers", permission=Permission.OCI_PULL, request_method=("GET", "HEAD"))
+def referrers(context, request):
+    digest = manifests.check_digest(request.matchdict["digest"])
+    query = select(Manifest).where(Manifest.container_id == context.id, Manifest.subject == digest)
+    artifact_type = request.GET.get("artifactType")
+    found = request.dbsession.scalars(query.order_by(Manifest.id)).all()
+    descriptors = []
+    for manifest in found:
+        kind = manifest.artifact_type or (manifest.config_media_type
+                                          if manifest.media_type in manifests.MANIFEST_TYPES else None)
+        if artifact_type and kind != artifact_type:
+            continue
+        descriptor = {"mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size}
+        if kind:
+            descriptor["artifactType"] = kind
+        if manifest.annotations:
+            descriptor["annotations"] = manifest.annotations
+        descriptors.append(descriptor)
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    body = {"schemaVersion": 2, "mediaType": manifests.OCI_INDEX, "manifests": descriptors}
+    return _json(body, headers, content_type=manifests.OCI_INDEX)
