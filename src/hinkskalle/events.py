@@ -6,6 +6,7 @@ the request's transaction commits.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,6 +24,13 @@ class Event:
     @property
     def kind(self) -> str:
         return type(self).__name__.removesuffix("Event").lower()
+
+    def to_dict(self) -> dict:
+        """The event as JSON-ready values: ``event`` (the kind), ``time`` and every field but ``path``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in ("created", "path")}
+        fields = {key: list(value) if isinstance(value, tuple) else value for key, value in fields.items()}
+        return {"event": self.kind, "time": self.created.isoformat(), **fields}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ interleave them.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -32,15 +31,8 @@ class AuditLog:
         self._lock = threading.Lock()
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
 
-    @staticmethod
-    def record(event) -> dict:
-        fields = dataclasses.asdict(event)
-        fields.pop("path", None)             # a temporary file name, meaningless afterwards
-        created = fields.pop("created")
-        return {"event": event.kind, "time": created.isoformat(), **fields}
-
     def write(self, event) -> None:
-        line = (json.dumps(self.record(event), sort_keys=True, default=str) + "\n").encode()
+        line = (json.dumps(event.to_dict(), sort_keys=True) + "\n").encode()
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
