@@ -179,6 +179,57 @@ def gc(env, grace):
                f"kept {report.kept_recent} recent blobs")
 
 
+def _run_job(env, key: str) -> dict:
+    from .errors import RegistryError
+    from .services.jobs import run_outside_request
+    try:
+        return run_outside_request(env.session_factory(), env.settings, env.plugin_manager(), key)
+    except RegistryError as err:
+        click.echo(f"error: {err.text}", err=True)
+        raise SystemExit(1) from None
+
+
+@cli.group()
+def ldap():
+    """LDAP directory."""
+
+
+@ldap.command("sync")
+@click.pass_obj
+def ldap_sync(env):
+    """Create or update a local account for every user of the LDAP `all_users_filter`."""
+    result = _run_job(env, "ldap_sync_results")
+    click.echo(f"synced {len(result['synced'])} users, {len(result['conflict'])} conflicts "
+               f"with local accounts, {len(result['failed'])} failed")
+    for dn in result["conflict"]:
+        click.echo(f"conflict: {dn}", err=True)
+    for dn in result["failed"]:
+        click.echo(f"failed: {dn}", err=True)
+
+
+@cli.group()
+def quotas():
+    """Storage quotas."""
+
+
+@quotas.command("check")
+@click.pass_obj
+def quotas_check(env):
+    """Recompute the usage of every user and entity; list who is over quota."""
+    result = _run_job(env, "check_quotas")
+    click.echo(f"updated {result['updated']} users and entities; {result['total_space']} bytes stored")
+    for line in result["over_quota"]:
+        click.echo(f"over quota: {line}")
+
+
+@cli.command("expire")
+@click.pass_obj
+def expire(env):
+    """Delete images whose expiresAt has passed (their files go with the next gc)."""
+    result = _run_job(env, "expire_images")
+    click.echo(f"expired {result['updated']} images; {result['space_reclaimed']} bytes for gc to reclaim")
+
+
 def main(argv=None):
     """Entry point that lets plugins add commands before click parses the arguments."""
     argv = sys.argv[1:] if argv is None else argv

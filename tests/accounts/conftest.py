@@ -29,3 +29,114 @@ def users(factory, db):
     return {"admin": admin, "user": user, "other": other, "headers": headers,
             "as_admin": headers["admin.hase"], "as_user": headers["user.hase"],
             "as_other": headers["other.hase"]}
+
+
+# -- a real slapd ---------------------------------------------------------------------------
+
+SUFFIX = "dc=example,dc=org"
+ROOT_DN = f"cn=admin,{SUFFIX}"
+ROOT_PW = "slapd-root-pw"
+SLAPD_CONF = """\
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile {tmp}/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+database mdb
+maxsize 10485760
+suffix "{suffix}"
+rootdn "{root_dn}"
+rootpw {root_pw}
+directory {tmp}/db
+"""
+
+
+def _person(key: str, uid: str, mail: str | None, password: str, given="Ldap", sn="Hase") -> str:
+    import base64
+    lines = [f"dn: cn={key},ou=people,{SUFFIX}", "objectClass: inetOrgPerson", f"cn: {key}",
+             f"uid:: {base64.b64encode(uid.encode()).decode()}",
+             f"sn: {sn}", f"givenName: {given}", f"userPassword: {password}"]
+    if mail:
+        lines.append(f"mail: {mail}")
+    return "\n".join(lines) + "\n"
+
+
+LDAP_ENTRIES = "\n".join([
+    f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: Example\n",
+    f"dn: ou=people,{SUFFIX}\nobjectClass: organizationalUnit\nou: people\n",
+    _person("hase", "ldap.hase", "ldap.hase@example.org", "ldap-pw"),
+    _person("zwei", "ldap.zwei", "Zwei@Example.org", "zwei-pw", given="Zwei"),
+    _person("clash", "user.hase", "user.hase@ldap.example.org", "ldap-user-pw"),   # a local name
+    _person("nomail", "nomail", None, "nomail-pw"),
+    _person("taest", "täst&.haße", "taest@example.org", "taest-pw"),
+])
+
+
+class Slapd:
+    def __init__(self, url: str):
+        self.url = url
+        self.settings = {
+            "hinkskalle.ldap.enabled": True,
+            "hinkskalle.ldap.url": url,
+            "hinkskalle.ldap.bind_dn": ROOT_DN,
+            "hinkskalle.ldap.bind_password": ROOT_PW,
+            "hinkskalle.ldap.base_dn": f"ou=people,{SUFFIX}",
+            "hinkskalle.ldap.timeout": 3,
+        }
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def dead_ldap_url() -> str:
+    """An LDAP URL on which nothing listens: the server is down."""
+    return f"ldap://127.0.0.1:{free_port()}/"
+
+
+@pytest.fixture(scope="session")
+def slapd(tmp_path_factory):
+    """A throw-away OpenLDAP server on 127.0.0.1 with the LDAP_ENTRIES loaded."""
+    import socket
+    import subprocess
+    import time
+
+    from hinkskalle.testing import require_tool, run
+    slapd_bin = require_tool("slapd")
+    ldapadd = require_tool("ldapadd")
+    tmp = tmp_path_factory.mktemp("slapd")
+    (tmp / "db").mkdir()
+    conf = tmp / "slapd.conf"
+    conf.write_text(SLAPD_CONF.format(tmp=tmp, suffix=SUFFIX, root_dn=ROOT_DN, root_pw=ROOT_PW))
+    port = free_port()
+    url = f"ldap://127.0.0.1:{port}/"
+    log = open(tmp / "slapd.log", "wb")
+    proc = subprocess.Popen([slapd_bin, "-h", url, "-f", str(conf), "-d", "0"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"slapd did not start: {(tmp / 'slapd.log').read_text()}")
+                time.sleep(0.1)
+        (tmp / "entries.ldif").write_text(LDAP_ENTRIES)
+        added = run([ldapadd, "-x", "-H", url, "-D", ROOT_DN, "-w", ROOT_PW, "-f", str(tmp / "entries.ldif")],
+                    timeout=30)
+        assert added.returncode == 0, added.stderr
+        yield Slapd(url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()

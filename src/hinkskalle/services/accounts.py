@@ -248,5 +248,5 @@ def guarded_login(request, username: str, secret: str, authenticate):
     event = LoginEvent(repository="", actor=username.lower(), address=address, protocol="library",
                        success=False, method="password")
     pm = request.registry["plugin_manager"]
-    request.add_finished_callback(lambda _request: plugins.deliver(pm, [event]))
+    request.add_finished_callback(lambda _request: plugins.deliver(pm, [event], request.registry))
     return None

@@ -53,3 +53,27 @@ def refresh(session, user: User | None, entity: Entity) -> None:
     if user is not None:
         user.used_quota = user_usage(session, user)
     entity.used_quota = entity_usage(session, entity)
+
+
+def recompute_all(session) -> dict:
+    """Recompute the stored usage of every user and entity (`hinkskalle quotas check`)."""
+    updated = 0
+    for user in session.scalars(select(User)):
+        user.used_quota = user_usage(session, user)
+        updated += 1
+    for entity in session.scalars(select(Entity)):
+        entity.used_quota = entity_usage(session, entity)
+        updated += 1
+    session.flush()
+    return {"updated": updated, "total_space": _distinct_size(session)}
+
+
+def over_quota(session) -> list[str]:
+    """Users and groups whose stored usage exceeds their quota (after recompute_all)."""
+    over = [f"user {u.username}: {u.used_quota} of {u.quota} bytes"
+            for u in session.scalars(select(User).where(User.quota > 0, User.used_quota > User.quota))]
+    for entity in session.scalars(select(Entity).where(Entity.group_id.is_not(None))):
+        group = entity.group
+        if group.quota and entity.used_quota > group.quota:
+            over.append(f"group {group.name}: {entity.used_quota} of {group.quota} bytes")
+    return over
