@@ -222,7 +222,8 @@ def store(request, container: Container, body: bytes, parsed: ParsedManifest, di
     manifest = Manifest(container=container, digest=digest, media_type=parsed.media_type,
                         artifact_type=parsed.artifact_type, config_media_type=parsed.config_media_type,
                         subject=parsed.subject, annotations=parsed.annotations, content=body,
-                        size=len(body), generated=generated, owner=request.user)
+                        size=len(body), generated=generated,
+                        owner_id=request.user.id if request.user else None)
     seen = set()
     for ref in parsed.references:
         if ref.digest not in seen:
