@@ -68,6 +68,7 @@ def includeme(config):
 
     # -- Hinkskalle REST (users, tokens, groups, admin) ----------------------------------
     from .views.accounts import user_factory
+    from .views.accounts_download import download_factory
     from .views.accounts_groups import group_factory
     config.add_route("rest.get_token", "/v1/get-token")
     config.add_route("rest.token_status", "/v1/token-status")
@@ -81,6 +82,10 @@ def includeme(config):
     config.add_route("rest.groups", "/v1/groups")
     config.add_route("rest.group", "/v1/groups/{name}", factory=group_factory)
     config.add_route("rest.group_members", "/v1/groups/{name}/members", factory=group_factory)
+    config.add_route("rest.download_token", "/v1/get-download-token")
+    config.add_route("rest.manifest_download", "/v1/manifests/{id}/download",
+                     factory=download_factory("manifest"))
+    config.add_route("rest.image_download", "/v1/download/images/{id}", factory=download_factory("image"))
 
     # -- HKP keyserver ----------------------------------------------------------------
     config.add_route("keys.add", "/pks/add")
