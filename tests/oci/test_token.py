@@ -1,0 +1,129 @@
+"""Docker token login: /v2/token (GET Basic, POST OAuth2 grants), scoped tokens, /v2/ compatibility."""
+from __future__ import annotations
+
+import base64
+
+import jwt
+
+from hinkskalle.security.policy import REGISTRY_AUDIENCE
+
+from .conftest import Client, errors, sha
+
+NAME = "hase/coll/cont"
+
+
+def basic(username: str, secret: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()}
+
+
+def claims(token: str) -> dict:
+    return jwt.decode(token, "test-secret", algorithms=["HS256"], audience=REGISTRY_AUDIENCE)
+
+
+def test_token_with_password_carries_only_granted_actions(testapp, hase, igel):
+    hase.push_blob(NAME, b"x")
+    response = testapp.get("/v2/token", params=[("service", "localhost"),
+                                                 ("scope", f"repository:{NAME}:pull,push,delete"),
+                                                 ("scope", "repository:igel/c/new:pull,push")],
+                           headers=basic("igel", "geheim"))
+    body = response.json
+    assert body["token"] == body["access_token"]
+    assert body["expires_in"] == 300 and body["issued_at"]
+    granted = claims(body["token"])
+    assert granted["sub"] == "igel"
+    # igel may pull hase's public repository but neither push nor delete there;
+    # a not-yet-existing repository in igel's own entity may be pushed.
+    assert granted["access"] == {NAME: ["pull"], "igel/c/new": ["pull", "push"]}
+
+
+def test_token_with_api_token_and_wildcard(testapp, hase, accounts):
+    hase.push_blob(NAME, b"x")
+    token = accounts["hase"][1]
+    body = testapp.get("/v2/token", params={"scope": "repository:hase/coll/cont:*"},
+                       headers=basic("hase", token)).json
+    assert sorted(claims(body["token"])["access"][NAME]) == ["delete", "pull", "push"]
+
+
+def test_short_names_are_canonical_in_the_token(testapp, admin):
+    admin.push_blob("solo", b"x")
+    body = testapp.get("/v2/token", params={"scope": "repository:solo:pull"},
+                       headers=basic("admin", "geheim")).json
+    assert claims(body["token"])["access"] == {"default/default/solo": ["pull"]}
+
+
+def test_registry_token_is_confined_to_its_scopes(testapp, hase):
+    hase.push_blob(NAME, b"x")
+    hase.push_blob("hase/coll/other", b"y")
+    body = testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"},
+                       headers=basic("hase", "geheim")).json
+    scoped = Client(testapp, body["token"])
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}")
+    # push is not in the token, although hase owns the repository
+    scoped.push_blob(NAME, b"z", status=403)
+    scoped.get(f"/v2/hase/coll/other/blobs/{sha(b'y')}", status=403)
+    scoped.get("/v2/", status=200)
+
+
+def test_wrong_credentials_and_anonymous(testapp, hase):
+    response = testapp.get("/v2/token", headers=basic("hase", "falsch"), status=401)
+    assert errors(response) == ["UNAUTHORIZED"]
+    anonymous = testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"}).json
+    assert claims(anonymous["token"])["access"] == {}
+    # an anonymous token is no login
+    testapp.get(f"/v2/{NAME}/tags/list", headers={"Authorization": f"Bearer {anonymous['token']}"},
+                status=401)
+
+
+def test_forged_or_expired_token(testapp, hase):
+    forged = jwt.encode({"sub": "hase", "aud": REGISTRY_AUDIENCE, "access": {NAME: ["push"]}},
+                        "not-the-secret", algorithm="HS256")
+    testapp.get("/v2/", headers={"Authorization": f"Bearer {forged}"}, status=401)
+    expired = jwt.encode({"sub": "hase", "aud": REGISTRY_AUDIENCE, "exp": 1, "access": {}},
+                         "test-secret", algorithm="HS256")
+    testapp.get("/v2/", headers={"Authorization": f"Bearer {expired}"}, status=401)
+
+
+def test_oauth2_password_grant(testapp, hase):
+    hase.push_blob(NAME, b"x")
+    body = testapp.post("/v2/token", {"grant_type": "password", "username": "hase", "password": "geheim",
+                                      "service": "localhost", "scope": f"repository:{NAME}:pull,push",
+                                      "client_id": "docker"}).json
+    assert claims(body["access_token"])["access"] == {NAME: ["pull", "push"]}
+    response = testapp.post("/v2/token", {"grant_type": "password", "username": "hase",
+                                          "password": "falsch"}, status=401)
+    assert errors(response) == ["UNAUTHORIZED"]
+
+
+def test_oauth2_refresh_token_grant_needs_a_manual_token(testapp, hase, accounts, factory, db):
+    manual = accounts["hase"][1]
+    body = testapp.post("/v2/token", {"grant_type": "refresh_token", "refresh_token": manual,
+                                      "scope": f"repository:{NAME}:pull"}).json
+    assert claims(body["access_token"])["sub"] == "hase"
+    assert body["refresh_token"] == manual
+    auto = factory.token(db.merge(accounts["hase"][0]), source="auto")
+    db.commit()
+    response = testapp.post("/v2/token", {"grant_type": "refresh_token", "refresh_token": auto}, status=401)
+    assert response.json["errors"][0]["detail"] == "only manual tokens allowed"
+    testapp.post("/v2/token", {"grant_type": "refresh_token", "refresh_token": "x" * 64}, status=401)
+    testapp.post("/v2/token", {"grant_type": "client_credentials"}, status=400)
+
+
+def test_offline_token_returns_the_manual_token_as_refresh_token(testapp, accounts):
+    manual = accounts["hase"][1]
+    body = testapp.get("/v2/token", params={"offline_token": "true"}, headers=basic("hase", manual)).json
+    assert body["refresh_token"] == manual
+    assert "refresh_token" not in testapp.get("/v2/token", params={"offline_token": "true"},
+                                              headers=basic("hase", "geheim")).json
+
+
+def test_basic_at_base_returns_an_api_token(testapp, accounts):
+    body = testapp.get("/v2/", headers=basic("hase", "geheim")).json
+    assert body["token"] == body["access_token"] and body["expires_in"] > 0
+    # it works as a Bearer token everywhere (Hinkskalle clients rely on that)
+    testapp.get("/v2/_catalog", headers={"Authorization": f"Bearer {body['token']}"})
+    assert testapp.get("/v2/", headers={"Authorization": f"Bearer {body['token']}"}).json == {}
+
+
+def test_post_base_refresh_token_compatibility(testapp, accounts):
+    body = testapp.post("/v2/", {"refresh_token": accounts["hase"][1]}).json
+    assert claims(body["access_token"])["sub"] == "hase"
