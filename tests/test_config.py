@@ -9,7 +9,7 @@ from hinkskalle import main
 from hinkskalle.config import SETTINGS, SettingsError, as_bool, as_size, load_settings, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
-
+BIN = Path(sys.executable).parent       # the console scripts of this environment
 
 def test_defaults_fill_every_setting():
     settings = load_settings({"here": "/srv/hs"}, environ={})
@@ -84,25 +84,9 @@ def test_main_stops_with_one_clear_message(tmp_path, capsys):
         "expected a size like 1024, 500MB or 10GiB, got 'lots'"]
 
 
-def write_ini(tmp_path, **app_settings) -> Path:
-    """development.ini with its data folder in tmp_path and a free port, plus `app_settings`."""
-    text = (REPO / "development.ini").read_text()
-    lines = []
-    for line in text.splitlines():
-        key = line.split("=", 1)[0].strip()
-        if key in app_settings:
-            continue
-        lines.append(line)
-        if line.strip() == "[app:main]":
-            lines += [f"{k} = {v}" for k, v in app_settings.items()]
-    ini = tmp_path / "test.ini"
-    ini.write_text("\n".join(lines) + "\n")
-    return ini
-
-
-def test_pserve_refuses_invalid_settings_without_traceback(tmp_path):
-    ini = write_ini(tmp_path, **{"hinkskalle.enable_register": "perhaps"})
-    pserve = Path(sys.executable).parent / "pserve"
+def test_pserve_refuses_invalid_settings_without_traceback(make_ini, tmp_path):
+    ini = make_ini(**{"hinkskalle.enable_register": "perhaps"})
+    pserve = BIN / "pserve"
     result = subprocess.run([str(pserve), str(ini)], capture_output=True, text=True, timeout=60,
                             cwd=tmp_path)
     assert result.returncode == 2
@@ -110,10 +94,10 @@ def test_pserve_refuses_invalid_settings_without_traceback(tmp_path):
     assert "hinkskalle: invalid setting hinkskalle.enable_register: expected a boolean" in result.stderr
 
 
-def test_check_config_reports_every_problem(tmp_path):
-    ini = write_ini(tmp_path, **{"hinkskalle.enable_register": "perhaps",
+def test_check_config_reports_every_problem(make_ini):
+    ini = make_ini(**{"hinkskalle.enable_register": "perhaps",
                                  "hinkskalle.gc_grace": "an hour"})
-    cli = Path(sys.executable).parent / "hinkskalle"
+    cli = BIN / "hinkskalle"
     result = subprocess.run([str(cli), "-c", str(ini), "check-config"], capture_output=True, text=True,
                             timeout=60, env={"PATH": "/usr/bin:/bin", "HINKSKALLE_DEFAULT_USER_QUOTA": "x"})
     assert result.returncode == 1
@@ -123,7 +107,7 @@ def test_check_config_reports_every_problem(tmp_path):
 
 
 def test_check_config_accepts_the_shipped_ini_files(tmp_path):
-    cli = Path(sys.executable).parent / "hinkskalle"
+    cli = BIN / "hinkskalle"
     for name in ("development.ini", "production.ini"):
         result = subprocess.run([str(cli), "-c", str(REPO / name), "check-config"], capture_output=True,
                                 text=True, timeout=60)
