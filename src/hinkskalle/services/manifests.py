@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from .. import plugins
 from ..errors import (DigestInvalid, ManifestBlobUnknown, ManifestInvalid, PolicyVeto,
@@ -317,12 +317,16 @@ def sif_manifest(request, tag: Tag, image: Image) -> Manifest:
     if tag.manifest is not None and tag.manifest.digest == digest:
         return tag.manifest
     _ensure_sif_config(request, container)
-    old = tag.manifest
     manifest = store(request, container, body, parse(body, OCI_MANIFEST), digest, generated=True)
     tag.manifest = manifest
     tag.updated_at = utcnow()
-    request.dbsession.flush()
-    if old is not None and old.generated and not old.tags:
-        request.dbsession.delete(old)
-        request.dbsession.flush()
+    session = request.dbsession
+    session.flush()
+    # Generated manifests no tag uses any more (the library moved the tag) are dropped.
+    unused = session.scalars(select(Manifest).where(
+        Manifest.container_id == container.id, Manifest.generated.is_(True),
+        ~exists().where(Tag.manifest_id == Manifest.id))).all()
+    for stale in unused:
+        session.delete(stale)
+    session.flush()
     return manifest
