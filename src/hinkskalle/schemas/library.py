@@ -287,4 +287,5 @@ def image_json(request, image: Image) -> dict:
         "entityName": collection.entity.name,
         "tags": sorted({tag.name for tag in image.tags}),
         "fingerprints": list(image.fingerprints or []),
+        "scan": image.scan,   # recorded by scanner plugins (hinkskalle-scan), None if never scanned
     })
