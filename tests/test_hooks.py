@@ -224,5 +224,13 @@ def test_hook_hinkskalle_on_delete(testapp, pusher, recorder, db):
     assert db.scalar(select(Image).where(Image.digest == DIGEST)) is None
 
 
-def test_hook_hinkskalle_on_login(testapp, factory, db, recorder):
-    pytest.skip("needs the login endpoints")
+def test_hook_hinkskalle_on_login(testapp, factory, db, recorder, extension):
+    factory.user("user.hase", password="geheim")
+    db.commit()
+    testapp.post_json("/v1/get-token", {"username": "user.hase", "password": "geheim"})
+    testapp.post_json("/v1/get-token", {"username": "User.Hase", "password": "falsch"}, status=401)
+    testapp.post_json("/v1/get-token", {"username": "robot", "password": "beep-boop"})   # a plugin's method
+    logins = recorder.of("login")
+    assert [(e.actor, e.success, e.method, e.address) for e in logins] == [
+        ("user.hase", True, "password", "127.0.0.1"), ("user.hase", False, "password", "127.0.0.1"),
+        ("robot", True, "password", "127.0.0.1")]

@@ -33,6 +33,8 @@ def signature(name: str) -> str:
 
 def test_there_are_hooks_and_plugins():
     assert "hinkskalle_check_push" in HOOKS and len(EVENTS) == 5
+    assert {p.name for p in PLUGINS} >= {"hinkskalle-audit", "hinkskalle-webhook",
+                                        "hinkskalle-policy", "hinkskalle-scan"}
 
 
 @pytest.mark.parametrize("name", HOOKS)
@@ -87,3 +89,18 @@ def test_plugin_settings_reads_prefix_types_and_environment():
     with pytest.raises(SettingsError) as err:
         plugin_settings({"example.enabled": "perhaps"}, "example", table, environ={})
     assert list(err.value.errors) == ["example.enabled"]
+
+
+def test_plugins_list_shows_installed_and_disabled(tmp_path, capsys):
+    from hinkskalle import cli
+    ini = tmp_path / "test.ini"
+    ini.write_text(f"[app:main]\nuse = egg:hinkskalle\nsqlalchemy.url = sqlite:///{tmp_path}/x.db\n"
+                   "hinkskalle.plugins.disabled = webhook\n")
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["-c", str(ini), "plugins", "list"])
+    assert exit_.value.code == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "hinkskalle-audit 1.0.0" in rows["audit"] and "hinkskalle_on_login" in rows["audit"]
+    assert "hinkskalle-policy" in rows["policy"] and "hinkskalle-scan" in rows["scan"]
+    assert rows["local"].split()[1] == "built-in"
+    assert rows["webhook"].split()[1:] == ["disabled"]
