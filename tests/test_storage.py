@@ -1,0 +1,214 @@
+"""The content-addressed blob store: layout, verified atomic publishing, dedup, ranges, resumable uploads."""
+import hashlib
+import os
+import threading
+
+import pytest
+from webob import Request, Response
+
+from hinkskalle.services.storage import BlobIter, BlobStore, DigestMismatch, SizeMismatch, TooLarge
+
+DATA = os.urandom(3 * 1024 * 1024 + 17)     # more than one CHUNK, not a multiple of it
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def chunks(data: bytes, size: int = 100_000):
+    for i in range(0, len(data), size):
+        yield data[i:i + size]
+
+
+def files_under(folder) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(d, f), folder) for d, _, fs in os.walk(folder) for f in fs)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return BlobStore(str(tmp_path / "store"))
+
+
+def test_sharded_layout(store, tmp_path):
+    digest, size = store.ingest(chunks(DATA))
+    hexdigest = digest[len("sha256:"):]
+    assert (digest, size) == (sha(DATA), len(DATA))
+    assert store.path(digest) == str(tmp_path / "store" / "blobs" / "sha256" / hexdigest[:2] / hexdigest)
+    assert files_under(store.blob_root) == [os.path.join(hexdigest[:2], hexdigest)]
+    with store.open(digest) as handle:
+        assert handle.read() == DATA
+
+
+def test_bad_digests_are_refused(store):
+    for bad in ("sha256:" + "A" * 64, "sha512:" + "a" * 64, "sha256:../../etc/passwd", ""):
+        with pytest.raises(ValueError):
+            store.path(bad)
+
+
+def test_not_visible_while_streaming(store):
+    digest = sha(DATA)
+
+    def watched():
+        for chunk in chunks(DATA):
+            assert not store.exists(digest)          # nothing before the end is verified
+            assert files_under(store.blob_root) == []
+            yield chunk
+
+    assert store.ingest(watched(), expected_digest=digest) == (digest, len(DATA))
+    assert store.exists(digest)
+
+
+def test_digest_mismatch_leaves_nothing(store):
+    with pytest.raises(DigestMismatch):
+        store.ingest(chunks(DATA), expected_digest=sha(b"something else"))
+    assert files_under(store.root) == []
+
+
+def test_size_mismatch_leaves_nothing(store):
+    with pytest.raises(SizeMismatch):
+        store.ingest(chunks(DATA), expected_size=len(DATA) + 1)
+    assert files_under(store.root) == []
+
+
+def test_interrupted_stream_leaves_nothing(store):
+    def broken():
+        yield DATA[:1000]
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        store.ingest(broken())
+    assert files_under(store.root) == []
+
+
+def test_published_with_fsync_and_atomic_rename(store, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", fd)), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append(("replace", b)), real_replace(a, b))[1])
+    digest, _ = store.ingest(chunks(DATA))
+    kinds = [kind for kind, _ in calls]
+    # The data is fsync'd before the rename and the folder after it (so the rename is durable).
+    assert kinds.count("replace") == 1 and "fsync" in kinds[:kinds.index("replace")]
+    assert "fsync" in kinds[kinds.index("replace"):]
+    assert ("replace", store.path(digest)) in calls
+
+
+def test_one_copy_per_digest(store):
+    first = store.ingest(chunks(DATA))
+    second = store.ingest(chunks(DATA, 7777))
+    assert first == second
+    assert len(files_under(store.blob_root)) == 1
+    assert files_under(store.tmp_root) == []
+
+
+def test_concurrent_ingest_of_the_same_blob(store):
+    results, errors = [], []
+
+    def push():
+        try:
+            results.append(store.ingest(chunks(DATA, 65536)))
+        except Exception as err:   # noqa: BLE001 - collected for the assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=push) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and results == [(sha(DATA), len(DATA))] * 4
+    assert len(files_under(store.blob_root)) == 1
+    with store.open(sha(DATA)) as handle:
+        assert handle.read() == DATA
+
+
+@pytest.mark.parametrize("start, stop", [(0, 10), (5, 1024 * 1024 + 5), (len(DATA) - 3, len(DATA)), (0, None),
+                                         (1024 * 1024, None)])
+def test_range_reads_with_app_iter_range(store, start, stop):
+    digest, _ = store.ingest(chunks(DATA))
+    whole = BlobIter(store.path(digest))
+    part = whole.app_iter_range(start, stop)
+    try:
+        assert b"".join(part) == DATA[start:stop]
+    finally:
+        part.close()
+
+
+@pytest.mark.parametrize("header, status, expected", [
+    ("bytes=0-99", 206, DATA[:100]),
+    ("bytes=1048570-1048580", 206, DATA[1048570:1048581]),
+    ("bytes=-5", 206, DATA[-5:]),
+    (None, 200, DATA),
+])
+def test_range_requests_through_webob(store, header, status, expected):
+    """The way views serve blobs: a conditional Response with BlobIter as app_iter."""
+    digest, size = store.ingest(chunks(DATA))
+    response = Response(conditional_response=True, app_iter=BlobIter(store.path(digest)), content_length=size)
+    request = Request.blank("/", headers={"Range": header} if header else {})
+    result = request.get_response(response)
+    assert result.status_int == status
+    assert result.body == expected
+
+
+def test_unsatisfiable_range(store):
+    digest, size = store.ingest(chunks(DATA))
+    response = Response(conditional_response=True, app_iter=BlobIter(store.path(digest)), content_length=size)
+    result = Request.blank("/", headers={"Range": f"bytes={size + 10}-"}).get_response(response)
+    assert result.status_int == 416
+
+
+def test_resumable_upload_continues_after_restart(tmp_path):
+    root = str(tmp_path / "store")
+    first, second, third = DATA[:1000], DATA[1000:2_000_000], DATA[2_000_000:]
+    store = BlobStore(root)
+    assert store.append("upload-0001", chunks(first), offset=0) == len(first)
+    assert store.append("upload-0001", chunks(second), offset=len(first)) == len(second)
+
+    restarted = BlobStore(root)          # a new process: no running hash in memory
+    assert restarted.upload_size("upload-0001") == len(first) + len(second)
+    restarted.append("upload-0001", chunks(third), offset=len(first) + len(second))
+    assert restarted.upload_digest("upload-0001") == sha(DATA)
+    assert restarted.commit_upload("upload-0001", expected_digest=sha(DATA), expected_size=len(DATA)) \
+        == (sha(DATA), len(DATA))
+    assert restarted.exists(sha(DATA)) and files_under(restarted.upload_root) == []
+
+
+def test_torn_append_is_cut_back_to_the_recorded_offset(tmp_path):
+    root = str(tmp_path / "store")
+    recorded = 2_000_000
+    store = BlobStore(root)
+    store.append("upload-0002", chunks(DATA[:recorded]), offset=0)
+    # The process died half-way through the next append: bytes the database never recorded.
+    with open(store.upload_path("upload-0002"), "ab") as handle:
+        handle.write(b"torn" * 1000)
+
+    restarted = BlobStore(root)
+    restarted.append("upload-0002", chunks(DATA[recorded:]), offset=recorded)   # the client retries
+    assert restarted.commit_upload("upload-0002", expected_digest=sha(DATA)) == (sha(DATA), len(DATA))
+
+
+def test_retried_chunk_does_not_duplicate_data(store):
+    store.append("upload-0003", chunks(DATA[:1000]), offset=0)
+    store.append("upload-0003", chunks(DATA[1000:5000]), offset=1000)
+    store.append("upload-0003", chunks(DATA[1000:5000]), offset=1000)     # same chunk again
+    store.append("upload-0003", chunks(DATA[5000:]), offset=5000)
+    assert store.commit_upload("upload-0003") == (sha(DATA), len(DATA))
+
+
+def test_upload_commit_with_wrong_digest_publishes_nothing(store):
+    store.append("upload-0004", chunks(DATA), offset=0)
+    with pytest.raises(DigestMismatch):
+        store.commit_upload("upload-0004", expected_digest=sha(b"other"))
+    assert files_under(store.blob_root) == []
+    assert store.upload_size("upload-0004") == len(DATA)    # the client may still fix it
+
+
+def test_append_limit(store):
+    with pytest.raises(TooLarge):
+        store.append("upload-0005", chunks(DATA), offset=0, limit=1000)
+    assert store.upload_size("upload-0005") == 0
+
+
+def test_upload_ids_cannot_escape_the_store(store):
+    for bad in ("../../etc/passwd", "a/b", "short", ""):
+        with pytest.raises(ValueError):
+            store.upload_path(bad)
