@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -28,6 +29,12 @@ class UTCDateTime(TypeDecorator):
 
     impl = DateTime
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        # MySQL/MariaDB DATETIME drops fractions of a second unless asked for microseconds.
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
 
     def process_bind_param(self, value, dialect):
         if value is None:
