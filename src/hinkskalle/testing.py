@@ -17,7 +17,7 @@ import threading
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session
 
 from .config import load_settings
@@ -57,23 +57,45 @@ def db_url(request, tmp_path_factory):
     if not url:
         url = f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
     elif worker:
-        url = _worker_database(url, worker)
+        url = fresh_database(url, worker)   # one database per xdist worker
     return url
 
 
-def _worker_database(url: str, worker: str) -> str:
-    """One database per xdist worker on server databases."""
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"{engine.url.database}_{worker}"
+def fresh_database(url: str, suffix: str) -> str:
+    """URL of a new, empty database `<name>_<suffix>` beside the one `url` names.
+
+    For SQLite a new file beside the original; for server databases it is (re)created.
+    """
+    from .models import database_url
+    parsed = make_url(database_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        stem, ext = os.path.splitext(parsed.database)
+        path = f"{stem}_{suffix}{ext or '.db'}"
+        if os.path.exists(path):
+            os.unlink(path)
+        return parsed.set(database=path).render_as_string(hide_password=False)
+    name = f"{parsed.database}_{suffix}"
+    engine = create_engine(parsed, isolation_level="AUTOCOMMIT")
+    quoted = engine.dialect.identifier_preparer.quote(name)
     with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            conn.execute(text(f"CREATE DATABASE `{name}`"))
+        conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}"))
+        conn.execute(text(f"CREATE DATABASE {quoted}"))
     engine.dispose()
-    return engine.url.set(database=name).render_as_string(hide_password=False)
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Remove a database made by `fresh_database`."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if os.path.exists(parsed.database):
+            os.unlink(parsed.database)
+        return
+    engine = create_engine(parsed.set(database=None if parsed.get_backend_name() != "postgresql" else "postgres"),
+                           isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {engine.dialect.identifier_preparer.quote(parsed.database)}"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
