@@ -264,14 +264,24 @@ class BlobStore:
 
 
 class BlobIter:
-    """WSGI app_iter over a blob with seek-based ranges (webob calls `app_iter_range`)."""
+    """WSGI app_iter over a blob with seek-based ranges (webob calls `app_iter_range`).
 
-    def __init__(self, path: str, start: int = 0, stop: int | None = None, block_size: int = CHUNK):
+    With the server's `file_wrapper` a range is handed to the server's own file sending:
+    the file is positioned at the start and the server stops after Content-Length bytes
+    (PEP 3333), which webob sets to the range's length.
+    """
+
+    def __init__(self, path: str, start: int = 0, stop: int | None = None, block_size: int = CHUNK,
+                 file_wrapper=None):
         self.path, self.start, self.stop, self.block_size = path, start, stop, block_size
+        self.file_wrapper = file_wrapper
         self.file = open(path, "rb")
         self.file.seek(start)
 
     def app_iter_range(self, start, stop):
+        if self.file_wrapper is not None and self.start == 0 and self.stop is None:
+            self.file.seek(start or 0)
+            return self.file_wrapper(self.file, self.block_size)
         self.file.close()
         return BlobIter(self.path, self.start + (start or 0),
                         None if stop is None else self.start + stop, self.block_size)

@@ -1,0 +1,863 @@
+#!/usr/bin/env python3
+"""Benchmark Hinkskalle against CNCF distribution on this machine: `make bench`.
+
+Starts, on 127.0.0.1 and free ports, this server (pserve on a temporary ini made from
+production.ini, SQLite in WAL mode, a temporary data folder) and two distribution instances
+(Debian `docker-registry`, filesystem storage in a temporary folder, one with htpasswd auth,
+one without). Runs the same workloads against both and prints a table: figure, ours,
+distribution, ratio ours/theirs, target. Everything is bounded and every process started
+here is stopped at the end, also on errors.
+
+Needs: apt-get install docker-registry apache2-utils wrk; optional .venv/bin/py-spy (--profile).
+See benchmarks/README.md for the figures and how they are measured.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import configparser
+import hashlib
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+BLOCK = MiB                     # client read/write block size
+HTTP_TIMEOUT = 300              # seconds for one request (a 1 GiB body at >=4 MiB/s)
+USER, PASSWORD = "bench", "bench-" + secrets.token_hex(8)
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+ACCEPT = ", ".join([MANIFEST_TYPE, "application/vnd.oci.image.index.v1+json",
+                    "application/vnd.docker.distribution.manifest.v2+json"])
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- processes ----------------------------------------------------------------------
+
+_STARTED: list[subprocess.Popen] = []
+
+
+def start(argv: list[str], logfile: Path, **kw) -> subprocess.Popen:
+    """Start a process in its own session; stop_all() ends it (also at exit)."""
+    handle = open(logfile, "ab")
+    proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, **kw)
+    handle.close()
+    _STARTED.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def stop_all() -> None:
+    while _STARTED:
+        stop(_STARTED.pop())
+
+
+atexit.register(stop_all)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, logfile: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode}); see {logfile}:\n"
+                               + logfile.read_text(errors="replace")[-2000:])
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not come up in {timeout}s; see {logfile}")
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_io(pid: int) -> dict[str, int]:
+    rows = Path(f"/proc/{pid}/io").read_text().splitlines()
+    return {k: int(v) for k, v in (row.split(": ") for row in rows)}
+
+
+# -- HTTP client --------------------------------------------------------------------
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Client:
+    """One keep-alive connection to a registry, with its auth header."""
+
+    def __init__(self, port: int, auth: dict[str, str] | None = None):
+        self.port = port
+        self.auth = dict(auth or {})
+        self.conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT,
+                                                   blocksize=BLOCK)
+        return self.conn
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def send(self, method: str, url: str, body=None, headers: dict | None = None,
+             auth: bool = True) -> http.client.HTTPResponse:
+        """Send a request; returns the response unread (for streaming bodies)."""
+        url = self.relative(url)
+        all_headers = dict(self.auth if auth else {})
+        all_headers.update(headers or {})
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            all_headers.setdefault("Content-Length", "0")
+        conn = self._connection()
+        try:
+            conn.request(method, url, body=body, headers=all_headers)
+            return conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):
+            self.close()
+            raise
+
+    def call(self, method: str, url: str, body=None, headers: dict | None = None,
+             auth: bool = True) -> Reply:
+        response = self.send(method, url, body, headers, auth)
+        data = response.read()
+        if response.getheader("Connection", "").lower() == "close":
+            self.close()
+        return Reply(response.status, response.headers, data)
+
+    def expect(self, status: int | tuple, method: str, url: str, body=None,
+               headers: dict | None = None) -> Reply:
+        reply = self.call(method, url, body, headers)
+        if reply.status not in (status if isinstance(status, tuple) else (status,)):
+            raise RuntimeError(f"{method} {url}: {reply.status} {reply.body[:300]!r}")
+        return reply
+
+    def relative(self, url: str) -> str:
+        """Location headers may be absolute (http://host/...) or relative."""
+        parts = urllib.parse.urlsplit(url)
+        return parts.path + ("?" + parts.query if parts.query else "")
+
+    def drain(self, method: str, url: str, headers: dict | None = None) -> int:
+        """GET a body without keeping it (and without hashing it); returns bytes read."""
+        response = self.send(method, url, headers=headers)
+        if response.status not in (200, 206):
+            raise RuntimeError(f"{method} {url}: {response.status} {response.read()[:300]!r}")
+        buffer = memoryview(bytearray(BLOCK))
+        total = 0
+        while True:
+            n = response.readinto(buffer)
+            if not n:
+                break
+            total += n
+        return total
+
+
+def with_query(url: str, **params) -> str:
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
+
+
+# -- registries under test ----------------------------------------------------------
+
+@dataclass
+class Registry:
+    label: str
+    port: int
+    proc: subprocess.Popen
+    basic: tuple[str, str] | None = None         # credentials, None = no auth configured
+    auth_note: str = ""
+    token_cache: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def auth_headers(self, repos: list[str]) -> dict[str, str]:
+        """Authorization for pull+push on `repos`, the way a docker client gets it."""
+        if self.basic is None:
+            return {}
+        key = tuple(sorted(repos))
+        if key in self.token_cache:
+            return self.token_cache[key]
+        basic = "Basic " + base64.b64encode(":".join(self.basic).encode()).decode()
+        probe = Client(self.port).call("GET", "/v2/")
+        challenge = probe.headers.get("WWW-Authenticate", "")
+        headers = {"Authorization": basic}
+        if challenge.lower().startswith("bearer"):
+            params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+            query = [("service", params.get("service", ""))]
+            query += [("scope", f"repository:{repo}:pull,push") for repo in repos]
+            realm = params["realm"]
+            reply = Client(self.port).call("GET", realm + ("&" if "?" in realm else "?")
+                                           + urllib.parse.urlencode(query),
+                                           headers={"Authorization": basic})
+            if reply.status == 200:
+                body = reply.json()
+                headers = {"Authorization": "Bearer " + (body.get("token") or body["access_token"])}
+                self.auth_note = "docker token flow (GET /v2/token with Basic)"
+        if not self.auth_note:
+            self.auth_note = "Basic " + ("user:API token" if self.label == "ours" else "htpasswd (bcrypt)")
+        self.token_cache[key] = headers
+        return headers
+
+    def client(self, repos: list[str]) -> Client:
+        return Client(self.port, self.auth_headers(repos))
+
+
+def start_distribution(work: Path, auth: bool) -> Registry:
+    if not shutil.which("docker-registry"):
+        sys.exit("docker-registry not found: apt-get install docker-registry apache2-utils wrk")
+    name = "distribution" + ("" if auth else "-noauth")
+    folder = work / name
+    (folder / "storage").mkdir(parents=True)
+    port = free_port()
+    auth_block = ""
+    if auth:
+        if not shutil.which("htpasswd"):
+            sys.exit("htpasswd not found: apt-get install apache2-utils")
+        line = subprocess.run(["htpasswd", "-Bbn", USER, PASSWORD], check=True, capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+        (folder / "htpasswd").write_text(line + "\n")
+        auth_block = f"auth:\n  htpasswd:\n    realm: basic-realm\n    path: {folder / 'htpasswd'}\n"
+    (folder / "config.yml").write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        "storage:\n"
+        f"  filesystem:\n    rootdirectory: {folder / 'storage'}\n"
+        "  delete:\n    enabled: true\n"
+        "  cache:\n    blobdescriptor: inmemory\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: {secrets.token_hex(16)}\n"
+        + auth_block)
+    logfile = folder / "server.log"
+    proc = start(["docker-registry", "serve", str(folder / "config.yml")], logfile)
+    wait_port(port, proc, logfile)
+    return Registry(name, port, proc, (USER, PASSWORD) if auth else None)
+
+
+def hinkskalle(ini: Path, *args: str) -> str:
+    result = subprocess.run([str(VENV_BIN / "hinkskalle"), "-c", str(ini), *args], capture_output=True,
+                            text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"hinkskalle {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
+    return result.stdout
+
+
+def write_ours_ini(work: Path, base_ini: Path, server: str, port: int) -> Path:
+    """production.ini with a loopback address, temporary data and a fixed secret."""
+    folder = work / "ours"
+    (folder / "data").mkdir(parents=True)
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str
+    parser.read(base_ini)
+    app = parser["app:main"]
+    app["sqlalchemy.url"] = f"sqlite:///{folder / 'data' / 'hinkskalle.db'}"
+    app["hinkskalle.storage.path"] = str(folder / "data" / "blobs")
+    app["hinkskalle.backend_url"] = f"http://127.0.0.1:{port}"
+    app["hinkskalle.secret_key"] = secrets.token_hex(32)
+    section = f"server:{server}"
+    if not parser.has_section(section):
+        sys.exit(f"{base_ini} has no [{section}]")
+    if parser.has_option(section, "listen"):
+        parser[section]["listen"] = f"127.0.0.1:{port}"
+    else:  # servers configured with host/port (or bind)
+        parser[section]["host"], parser[section]["port"] = "127.0.0.1", str(port)
+        if parser.has_option(section, "bind"):
+            parser[section]["bind"] = f"127.0.0.1:{port}"
+    ini = folder / "bench.ini"
+    with open(ini, "w") as handle:
+        parser.write(handle)
+    return ini
+
+
+def start_ours(work: Path, base_ini: Path, server: str) -> Registry:
+    port = free_port()
+    ini = write_ours_ini(work, base_ini, server, port)
+    hinkskalle(ini, "init")
+    hinkskalle(ini, "user", "add", USER, "--email", f"{USER}@localhost", "--password", PASSWORD)
+    token = hinkskalle(ini, "token", "create", USER).strip().splitlines()[-1]
+    logfile = ini.parent / "server.log"
+    proc = start([str(VENV_BIN / "pserve"), str(ini), f"--server-name={server}"], logfile,
+                 cwd=str(ini.parent))
+    wait_port(port, proc, logfile)
+    registry = Registry("ours", port, proc, (USER, token))
+    registry.ini = ini
+    return registry
+
+
+# -- blobs on the client side -------------------------------------------------------
+
+class BlobFile:
+    """A generated file whose first 16 bytes are rewritten per push so each push is new."""
+
+    def __init__(self, path: Path, size: int):
+        self.path, self.size = path, size
+        self.counter = 0
+        with open(path, "wb") as handle:
+            block = os.urandom(BLOCK)
+            for i in range(size // BLOCK):
+                # Vary blocks cheaply so no compression or dedup below us can shortcut.
+                handle.write(i.to_bytes(8, "big") + block[8:])
+            handle.write(os.urandom(size % BLOCK))
+
+    def next_variant(self) -> str:
+        """Make the file unique again; returns its digest (hashed here, before any timing)."""
+        self.counter += 1
+        with open(self.path, "r+b") as handle:
+            handle.write(self.counter.to_bytes(8, "big") + os.urandom(8))
+        hasher = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            while chunk := handle.read(4 * MiB):
+                hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
+
+
+def push_monolithic(client: Client, repo: str, blob: BlobFile, digest: str) -> None:
+    start_reply = client.expect(202, "POST", f"/v2/{repo}/blobs/uploads/")
+    location = start_reply.headers["Location"]
+    with open(blob.path, "rb") as body:
+        client.expect(201, "PUT", with_query(location, digest=digest), body=body,
+                      headers={"Content-Length": str(blob.size),
+                               "Content-Type": "application/octet-stream"})
+
+
+def push_chunked(client: Client, repo: str, blob: BlobFile, digest: str, chunk: int) -> None:
+    location = client.expect(202, "POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
+    with open(blob.path, "rb") as handle:
+        offset = 0
+        while offset < blob.size:
+            n = min(chunk, blob.size - offset)
+            part = _FileSlice(handle, offset, n)
+            reply = client.expect(202, "PATCH", location, body=part, headers={
+                "Content-Length": str(n), "Content-Range": f"{offset}-{offset + n - 1}",
+                "Content-Type": "application/octet-stream"})
+            location = reply.headers["Location"]
+            offset += n
+    client.expect(201, "PUT", with_query(location, digest=digest))
+
+
+class _FileSlice:
+    """A file-like view of `length` bytes of an open file (http.client reads it in blocks)."""
+
+    def __init__(self, handle, offset: int, length: int):
+        self.handle, self.remaining = handle, length
+        handle.seek(offset)
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        data = self.handle.read(size)
+        self.remaining -= len(data)
+        return data
+
+
+def push_small_blob(client: Client, repo: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    location = client.expect(202, "POST", f"/v2/{repo}/blobs/uploads/").headers["Location"]
+    client.expect(201, "PUT", with_query(location, digest=digest), body=data,
+                  headers={"Content-Type": "application/octet-stream"})
+    return digest
+
+
+def push_image(client: Client, repo: str, tags: list[str], layer: tuple[str, int] | None = None) -> str:
+    """A small OCI image (config + one layer) tagged with every name in `tags`."""
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config_digest = push_small_blob(client, repo, config)
+    if layer is None:
+        data = os.urandom(4096)
+        layer = (push_small_blob(client, repo, data), len(data))
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config_digest, "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer[0], "size": layer[1]}],
+    }).encode()
+    for tag in tags:
+        client.expect(201, "PUT", f"/v2/{repo}/manifests/{tag}", body=manifest,
+                      headers={"Content-Type": MANIFEST_TYPE})
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+# -- measuring ----------------------------------------------------------------------
+
+@dataclass
+class Figure:
+    name: str
+    unit: str
+    target: str                          # human-readable target
+    check: str = "ratio>="               # how ratio/ours are judged
+    bound: float | None = None
+    ours: float | None = None
+    theirs: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ours is None or not self.theirs:
+            return None
+        return self.ours / self.theirs
+
+    def verdict(self) -> str:
+        if self.bound is None or self.ours is None:
+            return ""
+        if self.check == "ratio>=":
+            ok = self.ratio is not None and self.ratio >= self.bound
+        elif self.check == "ratio<=":
+            ok = self.ratio is not None and self.ratio <= self.bound
+        elif self.check == "ours>=":
+            ok = self.ours >= self.bound
+        else:  # "ours<="
+            ok = self.ours <= self.bound
+        return "ok" if ok else "MISS"
+
+
+class Profiler:
+    """py-spy on the server while a workload runs (optional: --profile)."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+        self.headlines: dict[str, str] = {}
+        self.pyspy = VENV_BIN / "py-spy"
+
+    @contextmanager
+    def record(self, name: str, pid: int):
+        if self.folder is None or not self.pyspy.exists():
+            yield
+            return
+        raw = self.folder / f"{name}.txt"
+        proc = start([str(self.pyspy), "record", "--pid", str(pid), "--rate", "200", "--threads",
+                      "--idle", "--format", "raw", "--output", str(raw), "--nonblocking"],
+                     self.folder / f"{name}.log")
+        time.sleep(0.5)
+        try:
+            yield
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                stop(proc)
+            if raw.exists():
+                self.headlines[name] = summarize_profile(raw)
+
+def summarize_profile(raw: Path, top: int = 6) -> str:
+    """The frames that take the most samples of busy (non-idle-wait) threads."""
+    own: dict[str, int] = {}
+    total = 0
+    idle = re.compile(r"\b(wait|select|poll|_recv_into|accept|sleep|acquire)\b")
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        leaf = frames[-1]
+        if idle.search(leaf.split(" ")[0]) and "recv" not in leaf:
+            continue
+        n = int(count)
+        total += n
+        key = re.sub(r" \(.*?/(site-packages|src)/", " (", leaf)
+        own[key] = own.get(key, 0) + n
+    if not total:
+        return "no busy samples"
+    best = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return "; ".join(f"{100 * n / total:.0f}% {frame}" for frame, n in best)
+
+
+def median_of(runs: int, measure) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def timed(action) -> float:
+    begin = time.perf_counter()
+    action()
+    return time.perf_counter() - begin
+
+
+def wrk(port: int, path: str, headers: dict[str, str], seconds: int, connections: int) -> tuple[float, float]:
+    """(requests/s, p99 latency in ms); refuses results with non-2xx answers."""
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency", "--timeout", "5s"]
+    for key, value in headers.items():
+        argv += ["-H", f"{key}: {value}"]
+    argv.append(f"http://127.0.0.1:{port}{path}")
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if bad:
+        raise RuntimeError(f"wrk {path}: {bad.group(1)} non-2xx answers\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    return rps, float(p99.group(1)) * scale
+
+
+# -- the workloads ------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args, work: Path):
+        self.args, self.work = args, work
+        self.size = args.size * MiB
+        self.figures: dict[str, Figure] = {}
+        self.profiler = Profiler(work / "profiles" if args.profile else None)
+        if args.profile:
+            (work / "profiles").mkdir()
+        self.notes: list[str] = []
+
+    def figure(self, key: str, *args, **kw) -> Figure:
+        if key not in self.figures:
+            self.figures[key] = Figure(*args, **kw)
+        return self.figures[key]
+
+    def record(self, key: str, registry: Registry, value: float) -> None:
+        fig = self.figures[key]
+        if registry.label == "ours":
+            fig.ours = value
+        else:
+            fig.theirs = value
+
+    def guarded(self, what: str, registry: Registry, action) -> None:
+        """Run one workload; a failure (e.g. an endpoint not there yet) is noted, not fatal."""
+        log(f"{registry.label}: {what}")
+        try:
+            action()
+        except Exception as err:  # noqa: BLE001 - report and go on with the next figure
+            message = f"{registry.label}: {what} failed: {str(err).splitlines()[0][:200]}"
+            log(message)
+            self.notes.append(message)
+
+    # blob push / pull
+    def alternate(self, what: str, registries: list[Registry], once) -> dict[str, list]:
+        """Run `once(registry)` `runs` times, alternating the registries so that load from
+        other processes on the machine hits both alike; failures are noted per registry."""
+        results: dict[str, list] = {r.label: [] for r in registries}
+        failed: set[str] = set()
+        for n in range(self.args.runs):
+            for registry in registries:
+                if registry.label in failed:
+                    continue
+                log(f"{registry.label}: {what} ({n + 1}/{self.args.runs})")
+                try:
+                    results[registry.label].append(once(registry))
+                except Exception as err:  # noqa: BLE001 - report and go on with the other figures
+                    failed.add(registry.label)
+                    message = f"{registry.label}: {what} failed: {str(err).splitlines()[0][:200]}"
+                    log(message)
+                    self.notes.append(message)
+        return results
+
+    def record_medians(self, key: str, registries: list[Registry], results: dict, index=None) -> None:
+        for registry in registries:
+            values = results[registry.label]
+            if values:
+                self.record(key, registry, statistics.median(
+                    v if index is None else v[index] for v in values))
+
+    def blob_figures(self, registries: list[Registry], blob: BlobFile) -> None:
+        repo = f"{USER}/perf/blob"
+        size_label = f"{self.args.size} MiB"
+        self.figure("push_mono", f"OCI blob push monolithic ({size_label})", "MiB/s", ">= 1.5x",
+                    "ratio>=", 1.5)
+        self.figure("push_chunked", f"OCI blob push chunked ({self.args.chunk} MiB PATCH)", "MiB/s",
+                    ">= 1.5x", "ratio>=", 1.5)
+        self.figure("push_cpu", "  server CPU seconds per GiB pushed (monolithic)", "s", "")
+        # 2.01: the database's own writes during a push come on top of the blob's bytes.
+        self.figure("disk_writes", "disk writes per pushed byte (monolithic)", "x", "<= 2",
+                    "ours<=", 2.01)
+        self.figure("disk_writes_chunked", "disk writes per pushed byte (chunked)", "x", "<= 2",
+                    "ours<=", 2.01)
+        self.figure("pull", f"OCI blob pull ({size_label})", "MiB/s", ">= 1.0x", "ratio>=", 1.0)
+        self.figure("pull_range", f"OCI blob pull in {self.args.chunk} MiB Ranges", "MiB/s",
+                    ">= 1.0x", "ratio>=", 1.0)
+        self.figure("pull_cpu", "  server CPU seconds per GiB pulled (full)", "s", "")
+        clients = {r.label: r.client([repo]) for r in registries}
+        pushed: dict[str, str] = {}
+
+        def measure_push(registry: Registry, push) -> tuple[float, float, float]:
+            digest = blob.next_variant()
+            os.sync()       # start with clean page cache writeback: earlier runs do not count
+            before_io, before_cpu = proc_io(registry.pid)["write_bytes"], proc_cpu(registry.pid)
+            with self.profiler.record(f"{registry.label}-{push.__name__}", registry.pid):
+                seconds = timed(lambda: push(clients[registry.label], repo, blob, digest))
+            written = proc_io(registry.pid)["write_bytes"] - before_io
+            cpu = proc_cpu(registry.pid) - before_cpu
+            pushed[registry.label] = digest
+            return blob.size / MiB / seconds, written / blob.size, cpu * GiB / blob.size
+
+        def chunked(client, repo_, blob_, digest):
+            push_chunked(client, repo_, blob_, digest, self.args.chunk * MiB)
+
+        results = self.alternate("blob push monolithic", registries,
+                                 lambda r: measure_push(r, push_monolithic))
+        self.record_medians("push_mono", registries, results, 0)
+        self.record_medians("disk_writes", registries, results, 1)
+        self.record_medians("push_cpu", registries, results, 2)
+        results = self.alternate("blob push chunked", registries, lambda r: measure_push(r, chunked))
+        self.record_medians("push_chunked", registries, results, 0)
+        self.record_medians("disk_writes_chunked", registries, results, 1)
+        for registry in registries:
+            self.memory_mark(registry, "after pushes")
+
+        def pull_full(registry: Registry) -> tuple[float, float]:
+            url = f"/v2/{repo}/blobs/{pushed[registry.label]}"
+            before_cpu = proc_cpu(registry.pid)
+            with self.profiler.record(f"{registry.label}-pull", registry.pid):
+                seconds = timed(lambda: self._check_size(
+                    clients[registry.label].drain("GET", url), blob.size))
+            cpu = proc_cpu(registry.pid) - before_cpu
+            return blob.size / MiB / seconds, cpu * GiB / blob.size
+
+        def pull_ranges(registry: Registry) -> float:
+            url = f"/v2/{repo}/blobs/{pushed[registry.label]}"
+            step = self.args.chunk * MiB
+            client = clients[registry.label]
+
+            def all_ranges():
+                total = 0
+                for begin in range(0, blob.size, step):
+                    end = min(begin + step, blob.size) - 1
+                    total += client.drain("GET", url, {"Range": f"bytes={begin}-{end}"})
+                self._check_size(total, blob.size)
+
+            with self.profiler.record(f"{registry.label}-pull-range", registry.pid):
+                seconds = timed(all_ranges)
+            return blob.size / MiB / seconds
+
+        ready = [r for r in registries if r.label in pushed]
+        results = self.alternate("blob pull", ready, pull_full)
+        self.record_medians("pull", ready, results, 0)
+        self.record_medians("pull_cpu", ready, results, 1)
+        self.record_medians("pull_range", ready, self.alternate("blob pull with Range", ready, pull_ranges))
+        for registry in ready:
+            self.memory_mark(registry, "after pulls")
+
+    @staticmethod
+    def _check_size(got: int, want: int) -> None:
+        if got != want:
+            raise RuntimeError(f"received {got} bytes, expected {want}")
+
+    # manifests and tags
+    def manifest_figures(self, registry: Registry, anonymous: bool) -> None:
+        repo = f"{USER}/perf/manifest"
+        key = "manifest_noauth" if anonymous else "manifest"
+        label = "without auth" if anonymous else "with auth"
+        self.figure(key, f"manifest GET by tag, 16 connections, {label}", "req/s",
+                    ">= 0.5x" if anonymous else ">= 1.0x", "ratio>=", 0.5 if anonymous else 1.0)
+        self.figure(key + "_p99", f"  p99 latency {label}", "ms", "< 50 ms", "ours<=", 50.0)
+
+        def run():
+            push_image(registry.client([repo]), repo, ["latest"])
+            headers = {"Accept": ACCEPT}
+            if not anonymous:
+                headers.update(registry.auth_headers([repo]))
+            path = f"/v2/{repo}/manifests/latest"
+            probe = Client(registry.port).call("GET", path, headers=headers, auth=False)
+            if anonymous and probe.status == 401:
+                # OCI pulls need a login here even for public repositories: measure the
+                # cheapest way a client has (the docker token) against distribution without auth.
+                self.notes.append(f"{registry.label}: manifest GET 'without auth' row measured with "
+                                  "the docker token (anonymous OCI pulls are refused)")
+                headers.update(registry.auth_headers([repo]))
+                probe = Client(registry.port).call("GET", path, headers=headers, auth=False)
+            if probe.status != 200:
+                raise RuntimeError(f"GET {path}: {probe.status} {probe.body[:200]!r}")
+            with self.profiler.record(f"{registry.label}-{key}", registry.pid):
+                rps, p99 = wrk(registry.port, path, headers, self.args.wrk_seconds, 16)
+            self.record(key, registry, rps)
+            self.record(key + "_p99", registry, p99)
+
+        self.guarded(f"manifest GET {label}", registry, run)
+
+    def tag_list_figure(self, registry: Registry) -> None:
+        repo = f"{USER}/perf/tags"
+        self.figure("tags", f"tag list of {self.args.tags} tags", "ms", "<= 2x time", "ratio<=", 2.0)
+
+        def run():
+            client = registry.client([repo])
+            log(f"{registry.label}: tagging {self.args.tags} times")
+            push_image(client, repo, [f"t{i:05d}" for i in range(self.args.tags)])
+            url = f"/v2/{repo}/tags/list?n={self.args.tags}"
+            reply = client.expect(200, "GET", url)
+            count = len(reply.json()["tags"])
+            if count != self.args.tags:
+                raise RuntimeError(f"tag list returned {count} tags, expected {self.args.tags}")
+            with self.profiler.record(f"{registry.label}-tags", registry.pid):
+                ms = 1000 * median_of(max(20, self.args.runs), lambda: timed(
+                    lambda: client.expect(200, "GET", url)))
+            self.record("tags", registry, ms)
+
+        self.guarded("tag list", registry, run)
+
+    # memory
+    def memory_mark(self, registry: Registry, when: str) -> None:
+        if registry.proc.poll() is None:
+            peak = proc_status(registry.pid, "VmHWM") / MiB
+            log(f"{registry.label}: peak RSS {peak:.0f} MiB {when}")
+
+    def memory_figure(self, ours: Registry | None, theirs: Registry | None) -> None:
+        self.figure("rss", "server peak RSS (VmHWM, whole run)", "MiB", "<= 100 MiB", "ours<=", 100.0)
+        for registry in (ours, theirs):
+            if registry is not None and registry.proc.poll() is None:
+                self.record("rss", registry, proc_status(registry.pid, "VmHWM") / MiB)
+
+    # report
+    def table(self) -> str:
+        rows = [("figure", "unit", "ours", "distribution", "ours/theirs", "target", "")]
+        fmt = lambda v: "-" if v is None else (f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
+        for fig in self.figures.values():
+            rows.append((fig.name, fig.unit, fmt(fig.ours), fmt(fig.theirs),
+                         "-" if fig.ratio is None else f"{fig.ratio:.2f}", fig.target, fig.verdict()))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        lines = []
+        for n, row in enumerate(rows):
+            lines.append("  ".join(cell.ljust(widths[i]) if i in (0, 1, 5) else cell.rjust(widths[i])
+                                   for i, cell in enumerate(row)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=1024, help="blob size in MiB (default 1024)")
+    parser.add_argument("--chunk", type=int, default=64, help="PATCH chunk and Range size in MiB")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is shown")
+    parser.add_argument("--tags", type=int, default=1000, help="tags for the tag list figure")
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--only", default="blobs,manifests,tags,catalog,library",
+                        help="comma-separated workload groups")
+    parser.add_argument("--ini", default=str(REPO_ROOT / "production.ini"),
+                        help="base ini for our server (default production.ini)")
+    parser.add_argument("--server-name", default="main", help="server section of the ini to run")
+    parser.add_argument("--no-distribution", action="store_true", help="measure only this server")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server during each workload")
+    parser.add_argument("--workdir", default=None, help="parent of the temporary folder (default $TMPDIR)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args(argv)
+    groups = set(args.only.split(","))
+
+    work = Path(tempfile.mkdtemp(prefix="hinkskalle-bench-", dir=args.workdir))
+    log(f"working in {work}")
+    bench = Bench(args, work)
+    try:
+        ours = start_ours(work, Path(args.ini), args.server_name)
+        log(f"ours: pserve pid {ours.pid} on 127.0.0.1:{ours.port} ({args.ini} [server:{args.server_name}])")
+        theirs = theirs_noauth = None
+        if not args.no_distribution:
+            theirs = start_distribution(work, auth=True)
+            theirs_noauth = start_distribution(work, auth=False)
+            log(f"distribution: pid {theirs.pid} on :{theirs.port} (htpasswd), "
+                f"pid {theirs_noauth.pid} on :{theirs_noauth.port} (no auth)")
+        registries = [r for r in (ours, theirs) if r is not None]
+
+        if "blobs" in groups:
+            log(f"generating a {args.size} MiB blob")
+            blob = BlobFile(work / "blob.bin", args.size * MiB)
+            bench.blob_figures(registries, blob)
+            blob.path.unlink()
+        if "manifests" in groups:
+            for registry in registries:
+                bench.manifest_figures(registry, anonymous=False)
+            for registry in (ours, theirs_noauth):
+                if registry is not None:
+                    bench.manifest_figures(registry, anonymous=True)
+        if "tags" in groups:
+            for registry in registries:
+                bench.tag_list_figure(registry)
+        if "catalog" in groups:
+            import catalog_bench  # noqa: PLC0415 - beside this script
+            catalog_bench.run(bench, ours)
+        if "library" in groups:
+            library_figures(bench, ours)
+        bench.memory_figure(ours, theirs)
+    finally:
+        stop_all()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work}")
+
+    print()
+    print(bench.table())
+    if theirs is not None:
+        print(f"\nauth: ours {ours.auth_note or 'n/a'}; distribution {theirs.auth_note or 'n/a'}")
+    for name, headline in bench.profiler.headlines.items():
+        print(f"profile {name}: {headline}")
+    for note in bench.notes:
+        print("note:", note)
+    return 0
+
+
+def library_figures(bench: Bench, ours: Registry) -> None:
+    """Library push (v2 multipart) and pull of a SIF, with the library client in library_bench."""
+    bench.figure("library_push", f"library push, v2 multipart ({bench.args.size} MiB SIF)", "MiB/s",
+                 ">= 300 MiB/s", "ours>=", 300.0)
+    bench.figure("library_pull", f"library pull ({bench.args.size} MiB SIF)", "MiB/s",
+                 ">= 800 MiB/s", "ours>=", 800.0)
+    try:
+        import library_bench  # noqa: PLC0415 - beside this script, written with the library API
+    except ImportError as err:
+        bench.notes.append(f"library figures skipped: {err}")
+        return
+    bench.guarded("library push/pull", ours, lambda: library_bench.run(bench, ours))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
