@@ -86,6 +86,12 @@ def includeme(config):
     config.add_route("rest.manifest_download", "/v1/manifests/{id}/download",
                      factory=download_factory("manifest"))
     config.add_route("rest.image_download", "/v1/download/images/{id}", factory=download_factory("image"))
+    config.add_route("rest.latest", "/v1/latest")
+    config.add_route("rest.adm", "/v1/adm/{key}")
+    config.add_route("rest.adm_run", "/v1/adm/{key}/run")
+    config.add_route("rest.ldap_sync", "/v1/ldap/sync")
+    config.add_route("rest.ldap_status", "/v1/ldap/status")
+    config.add_route("rest.ldap_ping", "/v1/ldap/ping")
 
     # -- HKP keyserver ----------------------------------------------------------------
     config.add_route("keys.add", "/pks/add")

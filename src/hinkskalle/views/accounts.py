@@ -19,6 +19,7 @@ from ..models import Container, Image, Token, User
 from ..models.meta import utcnow
 from ..resources import ROOT
 from ..schemas import accounts as schemas
+from ..schemas.library import container_json
 from ..security.passwords import verify_password
 from ..security.permissions import Permission, user_principal
 from ..security.tokens import create_token
@@ -249,17 +250,6 @@ def delete_token(context, request):
 
 
 # -- stars ------------------------------------------------------------------------------
-
-def container_json(request, container: Container) -> dict:
-    """The library Container shape when the library views provide it, else the essentials."""
-    try:
-        from ..schemas.library import container_json as library_container_json
-    except ImportError:
-        return {"id": str(container.id), "name": container.name,
-                "collectionName": container.collection.name, "entityName": container.entity.name,
-                "private": container.private, "readOnly": container.read_only}
-    return library_container_json(request, container)
-
 
 def _readable_stars(request, user: User) -> list[dict]:
     return [container_json(request, c) for c in sorted(user.starred, key=lambda c: c.id)
