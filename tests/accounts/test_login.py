@@ -5,9 +5,13 @@ import logging
 from datetime import timedelta
 
 import pytest
+from argon2 import PasswordHasher
 
-from hinkskalle.models import Entity, Token
+import hinkskalle
+from hinkskalle.errors import Unauthorized
+from hinkskalle.models import Entity, Token, User
 from hinkskalle.models.meta import utcnow
+from hinkskalle.security import passwords
 from hinkskalle.testing import auth_header
 
 
@@ -150,3 +154,60 @@ def test_passwords_and_tokens_never_logged(testapp, factory, db, caplog):
     for value in ("sehr-geheim-123", "falsch-456", secret, secret[:-1] + "x",
                   manual.json["data"]["generatedToken"]):
         assert value not in logged
+
+
+@pytest.mark.parametrize("value", ["Bearer " + "a" * 5000, "Bearer a.b.c", "Bearer e30.e30.e30",
+                                   "Bearer " + "%" * 64, "Basic !!!notbase64", "Basic " + "eA==",
+                                   "Token abc", "bearer"])
+def test_malformed_tokens_are_clear_4xx(testapp, value):
+    response = testapp.get("/v1/token-status", headers={"Authorization": value}, expect_errors=True)
+    assert response.status_int in (400, 401)
+    assert "message" in response.json
+
+
+class AlwaysKnowsHase:
+    """A site plugin with its own login method: accepts one hard-wired password."""
+
+    @hinkskalle.hookimpl
+    def hinkskalle_authenticate(self, request, username, password):
+        if username == "user.hase" and password == "plugin-pw":
+            return request.dbsession.query(User).filter_by(username="user.hase").one()
+        if username == "blocked.hase":
+            raise Unauthorized("blocked by the site")
+        return None
+
+
+class TestSitePluginLogin:
+    @pytest.fixture
+    def extra_plugins(self, recorder):
+        return (recorder, AlwaysKnowsHase())
+
+    def test_a_site_plugin_adds_a_login_method(self, testapp, factory, db):
+        factory.user("user.hase", password="geheim")
+        factory.user("blocked.hase", password="geheim")
+        db.commit()
+        login(testapp, "user.hase", "plugin-pw")
+        login(testapp, "user.hase", "geheim")          # the built-in methods still work
+        login(testapp, "blocked.hase", "geheim", status=401)   # a plugin may refuse outright
+
+
+class CountingHasher(PasswordHasher):
+    """argon2 with cheap parameters that counts how often it checks a password."""
+
+    def __init__(self):
+        super().__init__(time_cost=1, memory_cost=64, parallelism=1)
+        self.checks = 0
+
+    def verify(self, hash, password):
+        self.checks += 1
+        return super().verify(hash, password)
+
+
+def test_unknown_user_costs_a_password_check_too(testapp, factory, db):
+    factory.user("user.hase", password="geheim")
+    db.commit()
+    hasher = CountingHasher()
+    passwords.set_hasher(hasher)
+    login(testapp, "user.hase", "falsch", status=401)
+    login(testapp, "niemand", "falsch", status=401)
+    assert hasher.checks == 2

@@ -159,3 +159,42 @@ def test_ldap_sync_disabled_or_down(db, ini, dead_ldap_url):
     assert "LDAP server unavailable" in result.output
     db.expire_all()
     assert db.get(Adm, "ldap_sync_results").val["success"] is False
+
+
+# -- enforcement over both protocols ---------------------------------------------------------
+
+def test_group_quota_is_enforced_on_pushes_of_both_protocols(testapp, db, factory):
+    import hashlib
+    import os
+    from pathlib import Path
+
+    from hinkskalle.testing import auth_header
+    fixtures = Path(os.environ.get("HINKSKALLE_FIXTURES",
+                                   Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures")).resolve()
+    sif = (fixtures / "tiny.sif").read_bytes()
+    hase = factory.user("hase")                      # no quota of her own
+    factory.group("team", members={hase: "contributor"}, quota=len(sif) + 10)
+    container = factory.container("team/c/box", owner=hase)
+    headers = auth_header(factory.token(hase))
+    db.commit()
+    # Library: the SIF fits the group quota.
+    created = testapp.post_json("/v1/images", {"hash": "sha256." + hashlib.sha256(sif).hexdigest(),
+                                               "container": str(container.id)}, headers=headers).json["data"]
+    testapp.post(f"/v1/imagefile/{created['id']}", sif, headers=headers)
+    # OCI: 11 more bytes would exceed it: refused with the reason, nothing visible.
+    blob = b"x" * 11
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    response = testapp.post(f"/v2/team/c/box/blobs/uploads/?digest={digest}", blob, status=413,
+                            headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
+    assert response.json["errors"][0]["code"] == "DENIED"
+    assert "group team" in response.json["errors"][0]["detail"]
+    testapp.head(f"/v2/team/c/box/blobs/{digest}", headers=headers, status=404)
+    db.expire_all()
+    assert db.query(Entity).filter_by(name="team").one().used_quota == len(sif)
+    # A user quota is enforced beside it.
+    db.query(User).filter_by(username="hase").one().quota = 5
+    db.query(Entity).filter_by(name="team").one().group.quota = 0
+    db.commit()
+    response = testapp.post(f"/v2/team/c/box/blobs/uploads/?digest={digest}", blob, status=413,
+                            headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
+    assert "user hase" in response.json["errors"][0]["detail"]
