@@ -99,13 +99,7 @@ def complete_image(request, container: Container, digest: str, size: int, *, pro
     if image.is_sif and path is not None:
         from . import sif
         sif.annotate_image(request, image, path)
-    event = PushEvent(**event_fields(request, container, protocol), digest=digest, size=size,
-                      media_type=image.media_type, target=target, arch=image.arch, path=path,
-                      signed=image.signed, signature_verified=image.signature_verified,
-                      fingerprints=tuple(image.fingerprints or ()))
-    reason = plugins.check(request, "hinkskalle_check_push", event)
-    if reason:
-        raise PolicyVeto(reason)
+    event = _checked_push_event(request, container, image, protocol=protocol, target=target, path=path)
     image.upload_state = "completed"
     image.updated_at = utcnow()
     session.flush()
@@ -113,6 +107,41 @@ def complete_image(request, container: Container, digest: str, size: int, *, pro
     if not already_completed:
         request.emit(_with_image_id(event, image))
     return image
+
+
+def _checked_push_event(request, container: Container, image: Image, *, protocol: str, target: str,
+                        path: str | None) -> PushEvent:
+    """The PushEvent of `image`, after the plugins' `hinkskalle_check_push` let it pass.
+
+    A SIF is an "image" whichever protocol pushed it, so plugins see the same event.
+    """
+    event = PushEvent(**event_fields(request, container, protocol), digest=image.digest, size=image.size,
+                      media_type=image.media_type, target="image" if image.is_sif else target,
+                      arch=image.arch, path=path, signed=image.signed,
+                      signature_verified=image.signature_verified,
+                      fingerprints=tuple(image.fingerprints or ()))
+    reason = plugins.check(request, "hinkskalle_check_push", event)
+    if reason:
+        raise PolicyVeto(reason)
+    return event
+
+
+def type_blob(request, image: Image, media_type: str, *, protocol: str) -> None:
+    """Give an uploaded blob the media type a manifest names for it.
+
+    OCI blobs arrive untyped. One that turns out to be a SIF image is parsed, checked by the
+    plugins and announced like a library push (a PushEvent with target "image"), so an ORAS
+    push of a SIF fires the same event as `singularity push library://`.
+    """
+    image.media_type = media_type
+    image.hidden = media_type not in VISIBLE_MEDIA_TYPES
+    if not image.is_sif:
+        return
+    from . import sif
+    path = request.blobstore.path(image.digest)
+    sif.annotate_image(request, image, path)
+    event = _checked_push_event(request, image.container, image, protocol=protocol, target="image", path=path)
+    request.emit(_with_image_id(event, image))
 
 
 def _with_image_id(event: PushEvent, image: Image) -> PushEvent:
@@ -171,6 +200,8 @@ def record_pull(request, container: Container, *, protocol: str, digest: str, si
 
     HEAD requests are not downloads: no counters, no event (but the veto still applies).
     """
+    if image is not None and image.is_sif:
+        target = "image"      # a SIF is an image whichever protocol serves it
     event = PullEvent(**event_fields(request, container, protocol), digest=digest, size=size,
                       media_type=media_type, target=target, reference=reference,
                       image_id=image.id if image is not None else None)
