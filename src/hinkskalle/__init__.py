@@ -21,6 +21,7 @@ def make_config(settings: dict) -> Configurator:
     # policy asks them to authenticate), then security, then routes and views.
     config.include(".models")             # SQLAlchemy session joined to pyramid_tm
     config.include(".services.storage")   # content-addressed blob store
+    config.include(".services.gc_lock")   # write requests hold off gc's removals until committed
     config.include(".plugins")            # plugin manager, request.hook, request.emit
     config.include(".security.policy")    # Authorization header -> identity -> principals
     config.include(".routes")             # every route of every protocol

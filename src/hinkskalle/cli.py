@@ -167,12 +167,17 @@ def check_config(env):
 
 @cli.command("gc")
 @click.option("--grace", type=int, default=None, help="seconds (default: hinkskalle.gc_grace)")
+@click.option("--wait", type=float, default=300, show_default=True,
+              help="seconds to wait for running pushes before giving up")
 @click.pass_obj
-def gc(env, grace):
+def gc(env, grace, wait):
     """Remove unreferenced blobs and abandoned uploads (safe while the server runs)."""
     from .services.gc import collect
     report = collect(env.session_factory(), env.store(),
-                     env.settings["hinkskalle.gc_grace"] if grace is None else grace)
+                     env.settings["hinkskalle.gc_grace"] if grace is None else grace, wait=wait)
+    if report.busy:
+        click.echo(f"error: pushes kept the store busy for {wait} s; nothing removed, try again", err=True)
+        raise SystemExit(75)    # EX_TEMPFAIL: cron may simply retry
     click.echo(f"removed {report.blobs_removed} blobs ({report.bytes_removed} bytes), "
                f"{report.orphan_blob_rows} orphaned blob records, {report.expired_uploads} "
                f"expired uploads, {report.upload_files_removed} stray upload files; "
