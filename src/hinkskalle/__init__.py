@@ -7,7 +7,7 @@ from pyramid.config import Configurator
 from pyramid.renderers import JSON
 
 from .config import SettingsError, load_settings
-from .plugins import hookimpl  # noqa: F401  (re-exported for plugin authors)
+from .plugins import PluginError, hookimpl  # noqa: F401  (hookimpl: re-exported for plugin authors)
 
 __version__ = "5.0.0.dev0"
 
@@ -38,4 +38,8 @@ def main(global_config, **settings):
         for key, message in err.errors.items():
             print(f"hinkskalle: invalid setting {key}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
-    return make_config(settings).make_wsgi_app()
+    try:
+        return make_config(settings).make_wsgi_app()
+    except PluginError as err:
+        print(f"hinkskalle: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
