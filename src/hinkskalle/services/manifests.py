@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import joinedload
 
 from .. import plugins
 from ..errors import (DigestInvalid, ManifestBlobUnknown, ManifestInvalid, PolicyVeto,
@@ -158,7 +159,9 @@ def resolve(request, container: Container, reference: str) -> Manifest | None:
     session = request.dbsession
     if is_digest_reference(reference):
         return find_manifest(session, container, check_digest(reference))
-    tag = registry.find_tag(session, container, reference, registry.default_arch(request))
+    tag = session.scalar(select(Tag).options(joinedload(Tag.manifest)).where(
+        Tag.container_id == container.id, Tag.name == reference,
+        Tag.arch == registry.default_arch(request)))
     if tag is None:
         return None
     if tag.image_id is not None and (tag.manifest is None or tag.manifest.generated):
