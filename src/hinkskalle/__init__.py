@@ -38,8 +38,31 @@ def main(global_config, **settings):
         for key, message in err.errors.items():
             print(f"hinkskalle: invalid setting {key}: {message}", file=sys.stderr)
         raise SystemExit(2) from None
+    _create_schema_on_first_start(settings)
     try:
         return make_config(settings).make_wsgi_app()
     except PluginError as err:
         print(f"hinkskalle: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _create_schema_on_first_start(settings: dict) -> None:
+    """An empty database gets the schema, so `pserve development.ini` works on its own.
+
+    A database with tables is left alone: upgrades stay `hinkskalle db upgrade`'s job.
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
+
+    from .migrations import upgrade
+    from .models import get_engine
+    engine = get_engine(settings)
+    try:
+        empty = not inspect(engine).get_table_names()
+    except OperationalError as err:
+        print(f"hinkskalle: cannot use the database {engine.url!r}: {err.orig}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        engine.dispose()
+    if empty:
+        upgrade(settings["sqlalchemy.url"])
