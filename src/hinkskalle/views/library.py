@@ -580,9 +580,7 @@ def _point_tag(request, container: Container, image: Image, name: str, arch: str
 
 
 def _image_of(request, container: Container, image_id) -> Image:
-    if not isinstance(image_id, str) or not image_id.isdigit():
-        raise BadRequest("image id must be a string of digits")
-    image = request.dbsession.get(Image, int(image_id))
+    image = request.dbsession.get(Image, int(image_id)) if isinstance(image_id, str) and image_id.isdigit() else None
     if image is None or image.container_id != container.id:
         raise NotFound(f"Image {image_id} not found for container {container.id}")
     return image
