@@ -117,7 +117,9 @@ def test_skopeo_copy_inspect_list_tags_delete(registry, layout, env, tmp_path):
            "--dest-creds", f"hase:{PASSWORD}", f"{ref}:v1", f"{ref}:v2", env=env)
     info = json.loads(skopeo("inspect", "--tls-verify=false", *creds, f"{ref}:v1", env=env).stdout)
     assert info["Architecture"] == "amd64" and sorted(info["RepoTags"]) == ["v1", "v2"]
-    tags = json.loads(skopeo("list-tags", "--tls-verify=false", *creds, ref, env=env).stdout)
+    # stored credentials (skopeo login) work as well as --creds
+    skopeo("login", "--tls-verify=false", "-u", "hase", "-p", PASSWORD, registry, env=env)
+    tags = json.loads(skopeo("list-tags", "--tls-verify=false", ref, env=env).stdout)
     assert sorted(tags["Tags"]) == ["v1", "v2"]
     # pull it back and compare what arrived
     skopeo("copy", "--src-tls-verify=false", "--src-creds", f"hase:{PASSWORD}", f"{ref}:v1",

@@ -5,7 +5,7 @@ import pytest
 import webtest
 
 from hinkskalle import make_config
-from hinkskalle.models import Image, Upload
+from hinkskalle.models import Container, Image, Upload
 
 from .conftest import Client, errors, sha
 
@@ -239,7 +239,9 @@ def test_plugin_veto_refuses_blob(hase, recorder, db):
     assert db.query(Image).count() == 0
 
 
-def test_read_only_container_refuses_uploads(hase, factory, db):
-    factory.container("hase/coll/frozen", read_only=True)
+def test_read_only_container_refuses_uploads_and_deletes(hase, db):
+    hase.push_blob("hase/coll/frozen", b"before")
+    db.query(Container).filter_by(name="frozen").one().read_only = True
     db.commit()
     assert errors(hase.push_blob("hase/coll/frozen", b"x", status=403)) == ["DENIED"]
+    assert errors(hase.delete(f"/v2/hase/coll/frozen/blobs/{sha(b'before')}", status=403)) == ["DENIED"]

@@ -62,6 +62,7 @@ def blob_get(context, request):
 
 @view_config(route_name="oci.blob", permission=Permission.DELETE, request_method="DELETE")
 def blob_delete(context, request):
+    registry.check_writable(context, "oci")
     digest = manifests.check_digest(request.matchdict["digest"])
     image = registry.find_image(request.dbsession, context, digest)
     if image is None:

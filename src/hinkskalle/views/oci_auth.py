@@ -121,10 +121,11 @@ def token_get(request):
     """Docker token flow: Basic credentials (password or API token) or anonymous."""
     identity = request.identity          # wrong credentials raise Unauthorized here
     extra = {}
-    if (identity is not None and identity.token is not None and identity.token.source == "manual"
+    secret = _basic_secret(request)
+    if (secret and identity.token is not None and identity.token.source == "manual"
             and request.GET.get("offline_token") == "true"):
         # Docker keeps a refresh token instead of the password; a manual API token is one.
-        extra["refresh_token"] = _basic_secret(request)
+        extra["refresh_token"] = secret
     return issue(request, identity, parse_scopes(request.GET.getall("scope")), **extra)
 
 
