@@ -211,3 +211,15 @@ def test_unknown_user_costs_a_password_check_too(testapp, factory, db):
     login(testapp, "user.hase", "falsch", status=401)
     login(testapp, "niemand", "falsch", status=401)
     assert hasher.checks == 2
+
+
+def test_throttle_forgets_stale_entries_when_sprayed():
+    from hinkskalle.services.accounts import LoginThrottle
+    throttle = LoginThrottle(limit=3)
+    throttle.MAX_KEYS = 5
+    for i in range(5):
+        throttle.failed("10.0.0.1", f"user{i}")
+    for failures in throttle._failures.values():        # age them past the window
+        failures[0] -= throttle.WINDOW + 1
+    throttle.failed("10.0.0.1", "fresh")
+    assert list(throttle._failures) == [("10.0.0.1", "fresh")]

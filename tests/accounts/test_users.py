@@ -210,3 +210,13 @@ def test_token_bad_input(testapp, users, body):
 def test_token_bad_ids(testapp, users):
     testapp.put_json("/v1/users/user.hase/tokens/abc", {}, headers=users["as_user"], status=404)
     testapp.delete("/v1/users/user.hase/tokens/99999999", headers=users["as_user"], status=404)
+
+
+def test_renamed_creator_keeps_editing_their_group(testapp, users, factory, db):
+    factory.entity("user.hase", owner=users["user"])
+    db.commit()
+    testapp.post_json("/v1/groups", {"name": "Meine", "email": "m@example.com"}, headers=users["as_user"])
+    testapp.put_json("/v1/groups/Meine/members", [{"role": "admin", "user": {"username": "other.hase"}}],
+                     headers=users["as_user"])
+    testapp.put_json("/v1/users/user.hase", {"username": "neu.hase"}, headers=users["as_user"])
+    testapp.put_json("/v1/groups/Meine", {"description": "still mine"}, headers=users["as_user"])

@@ -77,6 +77,9 @@ def rename_user(session, user: User, new_name: str) -> None:
             raise AccountError(f"Cannot rename entity {entity.name}: not owned by the user")
         entity.name = new_name
         entity.updated_at = utcnow()
+    # Groups remember their creator by name (it grants edit rights): follow the rename.
+    for group in session.scalars(select(Group).where(Group.created_by == user.username)):
+        group.created_by = new_name
     user.username = new_name
 
 
@@ -191,6 +194,7 @@ class LoginThrottle:
     """
 
     WINDOW = 60.0
+    MAX_KEYS = 10000
 
     def __init__(self, limit: int):
         self.limit = limit
@@ -219,8 +223,13 @@ class LoginThrottle:
 
     def failed(self, address: str | None, username: str) -> None:
         key = (address or "", username.lower())
+        now = time.monotonic()
         with self._lock:
-            self._recent(key, time.monotonic()).append(time.monotonic())
+            if len(self._failures) >= self.MAX_KEYS:
+                # Someone is spraying names: forget whatever is older than the window.
+                for stale in [k for k in self._failures if not self._recent(k, now)]:
+                    del self._failures[stale]
+            self._recent(key, now).append(now)
 
     def succeeded(self, address: str | None, username: str) -> None:
         with self._lock:
