@@ -22,7 +22,7 @@ from ..events import PushEvent
 from ..models import Container, Image, Manifest, ManifestReference, Tag
 from ..models.meta import utcnow
 from ..models.names import OCI_TAG
-from ..models.registry import SIF_CONFIG_MEDIA_TYPE, SIF_MEDIA_TYPE, VISIBLE_MEDIA_TYPES
+from ..models.registry import SIF_CONFIG_MEDIA_TYPE, SIF_MEDIA_TYPE
 from . import registry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -205,11 +205,7 @@ def _type_images(request, parsed: ParsedManifest, images: dict[str, Image]) -> I
         if image is None:
             continue
         if image.media_type == BLOB_MEDIA_TYPE and ref.media_type != BLOB_MEDIA_TYPE:
-            image.media_type = ref.media_type
-            image.hidden = ref.media_type not in VISIBLE_MEDIA_TYPES
-            if image.is_sif:
-                from . import sif
-                sif.annotate_image(request, image, request.blobstore.path(image.digest))
+            registry.type_blob(request, image, ref.media_type, protocol="oci")
         if ref in parsed.layers and not image.hidden:
             visible = image
     return visible
