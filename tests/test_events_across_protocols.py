@@ -85,8 +85,6 @@ def about(recorder, kind, repository, digest=None):
             if e.repository == repository and (digest is None or getattr(e, "digest", None) == digest)]
 
 
-@pytest.mark.xfail(reason="services/manifests._type_images must type blobs with registry.type_blob, "
-                          "which announces an ORAS-pushed SIF like a library push")
 def test_push_events_are_the_same(testapp, admin, recorder, sif):
     library_push(testapp, admin, sif)
     oras_push(testapp, admin, sif)

@@ -71,7 +71,8 @@ def hinkskalle_check_push(request, event):
     """Decide whether a push may complete; return a reason string to veto it, or None.
 
     Called inside the transaction right before an image, blob or manifest becomes visible
-    (library upload completion, OCI blob upload, OCI manifest PUT), with ``event`` the
+    (library upload completion, OCI blob upload, OCI manifest PUT, and when a manifest
+    reveals an uploaded blob to be a SIF image, as in ORAS pushes), with ``event`` the
     ``PushEvent`` that would be delivered afterwards and ``event.path`` the uploaded blob's
     file (None for manifests). The first non-None reason vetoes: nothing becomes visible and
     the client receives the reason in its protocol's error format (403). All

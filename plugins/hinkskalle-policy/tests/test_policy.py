@@ -121,3 +121,23 @@ def test_bad_settings_stop_the_start():
     with pytest.raises(SettingsError) as err:
         hinkskalle_policy.load_rules({"hinkskalle_policy.rules": "a", "hinkskalle_policy.a.max_size": "huge"})
     assert list(err.value.errors) == ["hinkskalle_policy.a.max_size"]
+
+
+def test_oras_push_of_an_unsigned_sif_is_refused_at_the_manifest(testapp, headers, db):
+    import json
+    sif = (FIXTURES / "tiny.sif").read_bytes()
+    blob_headers = dict(headers, **{"Content-Type": "application/octet-stream"})
+    for blob in (b"{}", sif):     # untyped blobs pass: what they are is not known yet
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        testapp.post(f"/v2/prod/tools/oras/blobs/uploads/?digest={digest}", blob, headers=blob_headers, status=201)
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.sylabs.sif.config.v1+json", "size": 2,
+                           "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest()},
+                "layers": [{"mediaType": "application/vnd.sylabs.sif.layer.v1.sif", "size": len(sif),
+                            "digest": "sha256:" + hashlib.sha256(sif).hexdigest()}]}
+    response = testapp.put("/v2/prod/tools/oras/manifests/v1", json.dumps(manifest).encode(), status=403,
+                           headers=dict(headers, **{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}))
+    assert response.json["errors"][0]["code"] == "DENIED"
+    assert response.json["errors"][0]["detail"] == \
+        "push to prod/tools/oras refused by policy prod: the image must be signed"
+    testapp.get("/v2/prod/tools/oras/manifests/v1", headers=headers, status=404)
