@@ -54,3 +54,10 @@ def add_image(request_store, db, container, data: bytes, tag: str | None = "late
 def store(app):
     """The app's blob store (to put images in place without an upload)."""
     return app.registry["blobstore"]
+
+
+def fresh(session) -> None:
+    """See what the app committed: end the session's transaction (MariaDB reads repeatably
+    inside one) and forget loaded values (the test session does not expire on commit)."""
+    session.rollback()
+    session.expire_all()

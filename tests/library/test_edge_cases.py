@@ -4,7 +4,7 @@ import pytest
 from hinkskalle.models import Entity, Image
 from hinkskalle.testing import auth_header
 
-from .conftest import add_image, fixture_bytes, sha256
+from .conftest import add_image, fixture_bytes, fresh, sha256
 
 TINY = fixture_bytes("tiny.sif")
 SIGNED = fixture_bytes("tiny_signed.sif")
@@ -26,7 +26,7 @@ def test_27_28_v2_arch_scoped_removal(testapp, users, store, db, container):
     testapp.post_json(base, {"amiga": {"oink": str(image.id)}}, headers=headers)
     data = testapp.post_json(base, {"c64": {"oink": None}}, headers=headers).json["data"]
     assert data == {"amiga": {"oink": str(image.id)}}
-    db.expire_all()
+    fresh(db)
     assert db.get(Image, image.id).arch == "amiga"
 
 
@@ -43,10 +43,10 @@ def test_30_delete_image_drops_used_quota(testapp, users, container, db):
     image = testapp.post_json("/v1/images", {"hash": f"sha256.{sha256(TINY)}", "container": str(container.id)},
                               headers=headers).json["data"]
     testapp.post(f"/v1/imagefile/{image['id']}", TINY, headers=headers)
-    db.expire_all()
+    fresh(db)
     assert db.query(Entity).filter_by(name="user.hase").one().used_quota == len(TINY)
     testapp.delete(f"/v1/images/user.hase/coll/cont:sha256.{sha256(TINY)}", headers=headers)
-    db.expire_all()
+    fresh(db)
     assert db.query(Entity).filter_by(name="user.hase").one().used_quota == 0
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from hinkskalle.models import Image
 
-from .conftest import add_image, fixture_bytes, sha256
+from .conftest import add_image, fixture_bytes, fresh, sha256
 
 TINY = fixture_bytes("tiny.sif")
 SIGNED = fixture_bytes("tiny_signed.sif")
@@ -93,7 +93,7 @@ def test_download_counts_and_head(testapp, db, image, recorder):
     assert response.body == TINY and response.headers["Accept-Ranges"] == "bytes"
     head = testapp.head("/v1/imagefile/user.hase/coll/cont")
     assert head.headers["Content-Length"] == str(len(TINY)) and head.body == b""
-    db.expire_all()
+    fresh(db)
     row = db.get(Image, image.id)
     assert row.download_count == 1 and row.container.download_count == 1
     assert len(recorder.of("pull")) == 1
@@ -104,7 +104,7 @@ def test_range_download(testapp, db, image):
     assert response.body == TINY[10:20]
     assert response.headers["Content-Range"] == f"bytes 10-19/{len(TINY)}"
     testapp.get("/v1/imagefile/user.hase/coll/cont", headers={"Range": f"bytes={len(TINY) + 5}-"}, status=416)
-    db.expire_all()
+    fresh(db)
     assert db.get(Image, image.id).download_count == 0
 
 
@@ -117,7 +117,7 @@ def test_library_clients_get_signed_redirect(testapp, db, image, recorder):
     ranged = testapp.get(path, headers={"Range": "bytes=0-1024"}, status=206)
     assert ranged.headers["Content-Range"] == f"bytes 0-1024/{len(TINY)}"
     assert testapp.get(path).body == TINY
-    db.expire_all()
+    fresh(db)
     assert db.get(Image, image.id).download_count == 1 and len(recorder.of("pull")) == 1
     # a token is bound to its image
     testapp.get(path.replace("cont:", "other:"), status=404)
