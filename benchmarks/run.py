@@ -44,6 +44,7 @@ GiB = 1024 * MiB
 BLOCK = MiB                     # client read/write block size
 HTTP_TIMEOUT = 300              # seconds for one request (a 1 GiB body at >=4 MiB/s)
 USER, PASSWORD = "bench", "bench-" + secrets.token_hex(8)
+THEIRS = "distribution"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 ACCEPT = ", ".join([MANIFEST_TYPE, "application/vnd.oci.image.index.v1+json",
                     "application/vnd.docker.distribution.manifest.v2+json"])
@@ -107,23 +108,45 @@ def wait_port(port: int, proc: subprocess.Popen, logfile: Path, timeout: float =
     raise RuntimeError(f"server on port {port} did not come up in {timeout}s; see {logfile}")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (gunicorn serves from worker processes below pserve)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").iterdir():
+            children = (task / "children").read_text().split()
+            queue += [int(child) for child in children]
+    return pids
+
+
 def proc_status(pid: int, key: str) -> int:
-    """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in bytes, summed over the process tree."""
+    total = 0
+    for each in process_tree(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 def proc_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process tree (all threads) so far."""
+    total = 0.0
+    for each in process_tree(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def proc_io(pid: int) -> dict[str, int]:
-    rows = Path(f"/proc/{pid}/io").read_text().splitlines()
-    return {k: int(v) for k, v in (row.split(": ") for row in rows)}
+def proc_writes(pid: int) -> int:
+    """Bytes the process tree caused to be written to storage (/proc/<pid>/io write_bytes)."""
+    total = 0
+    for each in process_tree(pid):
+        for row in Path(f"/proc/{each}/io").read_text().splitlines():
+            if row.startswith("write_bytes:"):
+                total += int(row.split()[1])
+    return total
 
 
 # -- HTTP client --------------------------------------------------------------------
@@ -141,9 +164,9 @@ class Reply:
 class Client:
     """One keep-alive connection to a registry, with its auth header."""
 
-    def __init__(self, port: int, auth: dict[str, str] | None = None):
+    def __init__(self, port: int, auth=None):
         self.port = port
-        self.auth = dict(auth or {})
+        self.auth = auth or {}           # headers, or a function returning fresh ones
         self.conn: http.client.HTTPConnection | None = None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -161,7 +184,9 @@ class Client:
              auth: bool = True) -> http.client.HTTPResponse:
         """Send a request; returns the response unread (for streaming bodies)."""
         url = self.relative(url)
-        all_headers = dict(self.auth if auth else {})
+        all_headers = {}
+        if auth:
+            all_headers.update(self.auth() if callable(self.auth) else self.auth)
         all_headers.update(headers or {})
         if body is None and method in ("POST", "PUT", "PATCH"):
             all_headers.setdefault("Content-Length", "0")
@@ -222,6 +247,8 @@ class Registry:
     basic: tuple[str, str] | None = None         # credentials, None = no auth configured
     auth_note: str = ""
     token_cache: dict = field(default_factory=dict)
+    column: str = THEIRS                         # the table column its figures go to
+    ini: Path | None = None                      # ours: the ini it runs with
 
     @property
     def pid(self) -> int:
@@ -232,8 +259,9 @@ class Registry:
         if self.basic is None:
             return {}
         key = tuple(sorted(repos))
-        if key in self.token_cache:
-            return self.token_cache[key]
+        cached = self.token_cache.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
         basic = "Basic " + base64.b64encode(":".join(self.basic).encode()).decode()
         probe = Client(self.port).call("GET", "/v2/")
         challenge = probe.headers.get("WWW-Authenticate", "")
@@ -251,12 +279,13 @@ class Registry:
                 headers = {"Authorization": "Bearer " + (body.get("token") or body["access_token"])}
                 self.auth_note = "docker token flow (GET /v2/token with Basic)"
         if not self.auth_note:
-            self.auth_note = "Basic " + ("user:API token" if self.label == "ours" else "htpasswd (bcrypt)")
-        self.token_cache[key] = headers
+            self.auth_note = "Basic " + ("user:API token" if self.column != THEIRS else "htpasswd (bcrypt)")
+        # Registry tokens expire (minutes): fetch a new one well before.
+        self.token_cache[key] = (time.monotonic() + 60, headers)
         return headers
 
     def client(self, repos: list[str]) -> Client:
-        return Client(self.port, self.auth_headers(repos))
+        return Client(self.port, lambda: self.auth_headers(repos))
 
 
 def start_distribution(work: Path, auth: bool) -> Registry:
@@ -291,15 +320,16 @@ def start_distribution(work: Path, auth: bool) -> Registry:
 
 def hinkskalle(ini: Path, *args: str) -> str:
     result = subprocess.run([str(VENV_BIN / "hinkskalle"), "-c", str(ini), *args], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, env=OURS_ENV)
     if result.returncode != 0:
         raise RuntimeError(f"hinkskalle {' '.join(args)} failed:\n{result.stderr}{result.stdout}")
     return result.stdout
 
 
-def write_ours_ini(work: Path, base_ini: Path, server: str, port: int) -> Path:
+def write_ours_ini(work: Path, base_ini: Path, server: str, port: int,
+                   disable_plugins: list[str]) -> Path:
     """production.ini with a loopback address, temporary data and a fixed secret."""
-    folder = work / "ours"
+    folder = work / f"ours-{server}"
     (folder / "data").mkdir(parents=True)
     parser = configparser.RawConfigParser()
     parser.optionxform = str
@@ -309,34 +339,41 @@ def write_ours_ini(work: Path, base_ini: Path, server: str, port: int) -> Path:
     app["hinkskalle.storage.path"] = str(folder / "data" / "blobs")
     app["hinkskalle.backend_url"] = f"http://127.0.0.1:{port}"
     app["hinkskalle.secret_key"] = secrets.token_hex(32)
+    if disable_plugins:
+        app["hinkskalle.plugins.disabled"] = " ".join(disable_plugins)
     section = f"server:{server}"
     if not parser.has_section(section):
         sys.exit(f"{base_ini} has no [{section}]")
-    if parser.has_option(section, "listen"):
-        parser[section]["listen"] = f"127.0.0.1:{port}"
-    else:  # servers configured with host/port (or bind)
+    for key in ("listen", "bind"):        # waitress, gunicorn
+        if parser.has_option(section, key):
+            parser[section][key] = f"127.0.0.1:{port}"
+            break
+    else:
         parser[section]["host"], parser[section]["port"] = "127.0.0.1", str(port)
-        if parser.has_option(section, "bind"):
-            parser[section]["bind"] = f"127.0.0.1:{port}"
     ini = folder / "bench.ini"
     with open(ini, "w") as handle:
         parser.write(handle)
     return ini
 
 
-def start_ours(work: Path, base_ini: Path, server: str) -> Registry:
+# Environment of our server and CLI: --src puts a scratch copy of the code first on the path.
+OURS_ENV = dict(os.environ)
+# First-party plugins installed in a development venv; production installs choose their own.
+OPTIONAL_PLUGINS = ["audit", "policy", "scan", "webhook"]
+
+
+def start_ours(work: Path, base_ini: Path, server: str, disable_plugins: list[str]) -> Registry:
     port = free_port()
-    ini = write_ours_ini(work, base_ini, server, port)
+    ini = write_ours_ini(work, base_ini, server, port, disable_plugins)
     hinkskalle(ini, "init")
     hinkskalle(ini, "user", "add", USER, "--email", f"{USER}@localhost", "--password", PASSWORD)
     token = hinkskalle(ini, "token", "create", USER).strip().splitlines()[-1]
     logfile = ini.parent / "server.log"
     proc = start([str(VENV_BIN / "pserve"), str(ini), f"--server-name={server}"], logfile,
-                 cwd=str(ini.parent))
+                 cwd=str(ini.parent), env=OURS_ENV)
     wait_port(port, proc, logfile)
-    registry = Registry("ours", port, proc, (USER, token))
-    registry.ini = ini
-    return registry
+    label = f"ours[{server}]"
+    return Registry(label, port, proc, (USER, token), column=label, ini=ini)
 
 
 # -- blobs on the client side -------------------------------------------------------
@@ -442,29 +479,25 @@ class Figure:
     name: str
     unit: str
     target: str                          # human-readable target
-    check: str = "ratio>="               # how ratio/ours are judged
+    check: str = "ratio>="               # how a value is judged against `bound`
     bound: float | None = None
-    ours: float | None = None
-    theirs: float | None = None
-    note: str = ""
+    values: dict[str, float] = field(default_factory=dict)   # column -> value
 
-    @property
-    def ratio(self) -> float | None:
-        if self.ours is None or not self.theirs:
+    def ratio(self, column: str) -> float | None:
+        ours, theirs = self.values.get(column), self.values.get(THEIRS)
+        if ours is None or not theirs:
             return None
-        return self.ours / self.theirs
+        return ours / theirs
 
-    def verdict(self) -> str:
-        if self.bound is None or self.ours is None:
+    def verdict(self, column: str) -> str:
+        value = self.values.get(column)
+        if self.bound is None or value is None:
             return ""
-        if self.check == "ratio>=":
-            ok = self.ratio is not None and self.ratio >= self.bound
-        elif self.check == "ratio<=":
-            ok = self.ratio is not None and self.ratio <= self.bound
-        elif self.check == "ours>=":
-            ok = self.ours >= self.bound
-        else:  # "ours<="
-            ok = self.ours <= self.bound
+        if self.check.startswith("ratio"):
+            value = self.ratio(column)
+            if value is None:
+                return ""
+        ok = value >= self.bound if self.check.endswith(">=") else value <= self.bound
         return "ok" if ok else "MISS"
 
 
@@ -482,8 +515,8 @@ class Profiler:
             yield
             return
         raw = self.folder / f"{name}.txt"
-        proc = start([str(self.pyspy), "record", "--pid", str(pid), "--rate", "200", "--threads",
-                      "--idle", "--format", "raw", "--output", str(raw), "--nonblocking"],
+        proc = start([str(self.pyspy), "record", "--pid", str(pid), "--rate", "200",
+                      "--subprocesses", "--format", "raw", "--output", str(raw), "--nonblocking"],
                      self.folder / f"{name}.log")
         time.sleep(0.5)
         try:
@@ -497,27 +530,40 @@ class Profiler:
             if raw.exists():
                 self.headlines[name] = summarize_profile(raw)
 
-def summarize_profile(raw: Path, top: int = 6) -> str:
-    """The frames that take the most samples of busy (non-idle-wait) threads."""
-    own: dict[str, int] = {}
+def summarize_profile(raw: Path, top: int = 5) -> str:
+    """Where busy threads spend their samples: the hottest leaf frames, and the hottest
+    frames of this project's own code (inclusive: everything they call)."""
+    leaves: dict[str, int] = {}
+    ours: dict[str, int] = {}
     total = 0
-    idle = re.compile(r"\b(wait|select|poll|_recv_into|accept|sleep|acquire)\b")
+    idle = re.compile(r"^(wait|select|poll|accept|sleep|acquire|_wait_for_tstate_lock|handle_write_event)\b")
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
         frames = stack.split(";")
-        leaf = frames[-1]
-        if idle.search(leaf.split(" ")[0]) and "recv" not in leaf:
-            continue
+        if idle.match(frames[-1].strip()) and "hinkskalle/" not in stack:
+            continue      # a parked worker thread or the server loop waiting
         n = int(count)
         total += n
-        key = re.sub(r" \(.*?/(site-packages|src)/", " (", leaf)
-        own[key] = own.get(key, 0) + n
+        leaf = _short_frame(frames[-1])
+        leaves[leaf] = leaves.get(leaf, 0) + n
+        own = [f for f in frames if "hinkskalle/" in f]
+        if own:
+            key = _short_frame(own[-1])
+            ours[key] = ours.get(key, 0) + n
     if not total:
         return "no busy samples"
-    best = sorted(own.items(), key=lambda kv: -kv[1])[:top]
-    return "; ".join(f"{100 * n / total:.0f}% {frame}" for frame, n in best)
+
+    def best(counts):
+        return "; ".join(f"{100 * n / total:.0f}% {frame}"
+                         for frame, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top])
+    return f"leaves: {best(leaves)}\n    our code (inclusive): {best(ours)}"
+
+
+def _short_frame(frame: str) -> str:
+    """`func (path/to/site-packages/pkg/mod.py:12)` -> `func (pkg/mod.py:12)`."""
+    return re.sub(r"\(\S*?/(site-packages|src|lib/python3\.\d+)/", "(", frame.strip())
 
 
 def median_of(runs: int, measure) -> float:
@@ -566,11 +612,7 @@ class Bench:
         return self.figures[key]
 
     def record(self, key: str, registry: Registry, value: float) -> None:
-        fig = self.figures[key]
-        if registry.label == "ours":
-            fig.ours = value
-        else:
-            fig.theirs = value
+        self.figures[key].values[registry.column] = value
 
     def guarded(self, what: str, registry: Registry, action) -> None:
         """Run one workload; a failure (e.g. an endpoint not there yet) is noted, not fatal."""
@@ -632,10 +674,10 @@ class Bench:
         def measure_push(registry: Registry, push) -> tuple[float, float, float]:
             digest = blob.next_variant()
             os.sync()       # start with clean page cache writeback: earlier runs do not count
-            before_io, before_cpu = proc_io(registry.pid)["write_bytes"], proc_cpu(registry.pid)
+            before_io, before_cpu = proc_writes(registry.pid), proc_cpu(registry.pid)
             with self.profiler.record(f"{registry.label}-{push.__name__}", registry.pid):
                 seconds = timed(lambda: push(clients[registry.label], repo, blob, digest))
-            written = proc_io(registry.pid)["write_bytes"] - before_io
+            written = proc_writes(registry.pid) - before_io
             cpu = proc_cpu(registry.pid) - before_cpu
             pushed[registry.label] = digest
             return blob.size / MiB / seconds, written / blob.size, cpu * GiB / blob.size
@@ -750,23 +792,34 @@ class Bench:
             peak = proc_status(registry.pid, "VmHWM") / MiB
             log(f"{registry.label}: peak RSS {peak:.0f} MiB {when}")
 
-    def memory_figure(self, ours: Registry | None, theirs: Registry | None) -> None:
+    def memory_figure(self, registries: list[Registry]) -> None:
         self.figure("rss", "server peak RSS (VmHWM, whole run)", "MiB", "<= 100 MiB", "ours<=", 100.0)
-        for registry in (ours, theirs):
-            if registry is not None and registry.proc.poll() is None:
+        for registry in registries:
+            if registry.proc.poll() is None:
                 self.record("rss", registry, proc_status(registry.pid, "VmHWM") / MiB)
 
     # report
-    def table(self) -> str:
-        rows = [("figure", "unit", "ours", "distribution", "ours/theirs", "target", "")]
+    def table(self, columns: list[str]) -> str:
+        """One row per figure: each of our servers with its ratio to distribution, then
+        distribution, the target and whether each of ours meets it."""
+        header = ["figure", "unit"]
+        for column in columns:
+            header += [column, "ratio"]
+        rows = [tuple(header + [THEIRS, "target", "verdict"])]
         fmt = lambda v: "-" if v is None else (f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}")
         for fig in self.figures.values():
-            rows.append((fig.name, fig.unit, fmt(fig.ours), fmt(fig.theirs),
-                         "-" if fig.ratio is None else f"{fig.ratio:.2f}", fig.target, fig.verdict()))
+            row = [fig.name, fig.unit]
+            for column in columns:
+                ratio = fig.ratio(column)
+                row += [fmt(fig.values.get(column)), "-" if ratio is None else f"{ratio:.2f}"]
+            verdicts = [fig.verdict(c) for c in columns]
+            row += [fmt(fig.values.get(THEIRS)), fig.target, "/".join(verdicts) if any(verdicts) else ""]
+            rows.append(tuple(row))
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        left = {0, 1, len(widths) - 2, len(widths) - 1}
         lines = []
         for n, row in enumerate(rows):
-            lines.append("  ".join(cell.ljust(widths[i]) if i in (0, 1, 5) else cell.rjust(widths[i])
+            lines.append("  ".join(cell.ljust(widths[i]) if i in left else cell.rjust(widths[i])
                                    for i, cell in enumerate(row)).rstrip())
             if n == 0:
                 lines.append("  ".join("-" * w for w in widths))
@@ -780,11 +833,18 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is shown")
     parser.add_argument("--tags", type=int, default=1000, help="tags for the tag list figure")
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--catalog-sizes", default="10,1000,100000",
+                        help="numbers of repositories for the catalog figures")
     parser.add_argument("--only", default="blobs,manifests,tags,catalog,library",
                         help="comma-separated workload groups")
     parser.add_argument("--ini", default=str(REPO_ROOT / "production.ini"),
                         help="base ini for our server (default production.ini)")
-    parser.add_argument("--server-name", default="main", help="server section of the ini to run")
+    parser.add_argument("--servers", default="main",
+                        help="server sections of the ini to compare, e.g. main,gunicorn")
+    parser.add_argument("--with-plugins", action="store_true",
+                        help=f"keep the installed first-party plugins ({', '.join(OPTIONAL_PLUGINS)}) loaded")
+    parser.add_argument("--src", default=None,
+                        help="put this source folder first on our server's path (try a scratch copy)")
     parser.add_argument("--no-distribution", action="store_true", help="measure only this server")
     parser.add_argument("--profile", action="store_true", help="py-spy the server during each workload")
     parser.add_argument("--workdir", default=None, help="parent of the temporary folder (default $TMPDIR)")
@@ -792,19 +852,24 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     groups = set(args.only.split(","))
 
+    if args.src:
+        OURS_ENV["PYTHONPATH"] = os.path.abspath(args.src)
     work = Path(tempfile.mkdtemp(prefix="hinkskalle-bench-", dir=args.workdir))
     log(f"working in {work}")
     bench = Bench(args, work)
+    ours: list[Registry] = []
+    theirs = theirs_noauth = None
     try:
-        ours = start_ours(work, Path(args.ini), args.server_name)
-        log(f"ours: pserve pid {ours.pid} on 127.0.0.1:{ours.port} ({args.ini} [server:{args.server_name}])")
-        theirs = theirs_noauth = None
+        for server in args.servers.split(","):
+            ours.append(start_ours(work, Path(args.ini), server,
+                                   [] if args.with_plugins else OPTIONAL_PLUGINS))
+            log(f"{ours[-1].label}: pserve pid {ours[-1].pid} on 127.0.0.1:{ours[-1].port}")
         if not args.no_distribution:
             theirs = start_distribution(work, auth=True)
             theirs_noauth = start_distribution(work, auth=False)
             log(f"distribution: pid {theirs.pid} on :{theirs.port} (htpasswd), "
                 f"pid {theirs_noauth.pid} on :{theirs_noauth.port} (no auth)")
-        registries = [r for r in (ours, theirs) if r is not None]
+        registries = ours + ([theirs] if theirs else [])
 
         if "blobs" in groups:
             log(f"generating a {args.size} MiB blob")
@@ -814,18 +879,18 @@ def main(argv=None) -> int:
         if "manifests" in groups:
             for registry in registries:
                 bench.manifest_figures(registry, anonymous=False)
-            for registry in (ours, theirs_noauth):
-                if registry is not None:
-                    bench.manifest_figures(registry, anonymous=True)
+            for registry in ours + ([theirs_noauth] if theirs_noauth else []):
+                bench.manifest_figures(registry, anonymous=True)
         if "tags" in groups:
             for registry in registries:
                 bench.tag_list_figure(registry)
         if "catalog" in groups:
-            import catalog_bench  # noqa: PLC0415 - beside this script
-            catalog_bench.run(bench, ours)
+            for registry in ours:
+                catalog_figures(bench, registry)
         if "library" in groups:
-            library_figures(bench, ours)
-        bench.memory_figure(ours, theirs)
+            for registry in ours:
+                library_figures(bench, registry)
+        bench.memory_figure(registries)
     finally:
         stop_all()
         if not args.keep:
@@ -834,9 +899,12 @@ def main(argv=None) -> int:
             log(f"kept {work}")
 
     print()
-    print(bench.table())
-    if theirs is not None:
-        print(f"\nauth: ours {ours.auth_note or 'n/a'}; distribution {theirs.auth_note or 'n/a'}")
+    print(bench.table([r.column for r in ours]))
+    print()
+    plugins = "all installed plugins" if args.with_plugins else f"without {', '.join(OPTIONAL_PLUGINS)}"
+    print(f"ours: {args.ini} [{'], ['.join('server:' + s for s in args.servers.split(','))}], {plugins}")
+    for registry in registries:
+        print(f"auth {registry.label}: {registry.auth_note or 'n/a'}")
     for name, headline in bench.profiler.headlines.items():
         print(f"profile {name}: {headline}")
     for note in bench.notes:
@@ -845,17 +913,99 @@ def main(argv=None) -> int:
 
 
 def library_figures(bench: Bench, ours: Registry) -> None:
-    """Library push (v2 multipart) and pull of a SIF, with the library client in library_bench."""
-    bench.figure("library_push", f"library push, v2 multipart ({bench.args.size} MiB SIF)", "MiB/s",
+    """Library push (v2 multipart, 64 MiB parts, incl. _multipart_complete) and single-stream
+    pull of a SIF, with the library protocol client in benchmarks/library_bench.py."""
+    import requests  # noqa: PLC0415 - the library client's HTTP library
+    import library_bench  # noqa: PLC0415 - beside this script
+    size_label = f"{bench.args.size} MiB SIF"
+    bench.figure("library_push", f"library push, v2 multipart ({size_label})", "MiB/s",
                  ">= 300 MiB/s", "ours>=", 300.0)
-    bench.figure("library_pull", f"library pull ({bench.args.size} MiB SIF)", "MiB/s",
+    bench.figure("library_pull", f"library pull ({size_label}, client hashing)", "MiB/s",
                  ">= 800 MiB/s", "ours>=", 800.0)
+    size = bench.args.size * MiB
+    sif = bench.work / "bench.sif"
+
+    def run():
+        sha = library_bench.write_sif(sif, size)
+        base = f"http://127.0.0.1:{ours.port}"
+        with requests.Session() as session:
+            session.headers["Authorization"] = f"Bearer {ours.basic[1]}"
+            os.sync()
+            with bench.profiler.record(f"{ours.label}-library-push", ours.pid):
+                seconds = timed(lambda: library_bench.push(base, session, sif, sha, size))
+            bench.record("library_push", ours, size / MiB / seconds)
+
+            def pull() -> float:
+                with bench.profiler.record(f"{ours.label}-library-pull", ours.pid):
+                    began = time.perf_counter()
+                    if library_bench.pull_single(base, session) != sha:
+                        raise RuntimeError("library pull returned other bytes")
+                    return size / MiB / (time.perf_counter() - began)
+            bench.record("library_pull", ours, median_of(bench.args.runs, pull))
+
     try:
-        import library_bench  # noqa: PLC0415 - beside this script, written with the library API
-    except ImportError as err:
-        bench.notes.append(f"library figures skipped: {err}")
-        return
-    bench.guarded("library push/pull", ours, lambda: library_bench.run(bench, ours))
+        bench.guarded("library push/pull", ours, run)
+    finally:
+        sif.unlink(missing_ok=True)
+
+
+def catalog_figures(bench: Bench, ours: Registry) -> None:
+    """Catalog and tag list page times as the number of repositories grows; the rows are
+    bulk-inserted into our database directly (the server reads them like any other)."""
+    from sqlalchemy import create_engine, insert, select  # noqa: PLC0415 - our server's stack
+    from hinkskalle.models import Collection, Container, Entity  # noqa: PLC0415
+    sizes = [int(n) for n in bench.args.catalog_sizes.split(",")]
+    for size in sizes:
+        bench.figure(f"catalog_{size}", f"catalog page (n=100) at {size:,} repositories", "ms", "")
+        bench.figure(f"tags_{size}", f"  tag list (n=100) at {size:,} repositories", "ms", "")
+    bench.figure("catalog_flat", f"catalog page time {sizes[-1]:,} / {sizes[0]:,} repositories", "x",
+                 "flat (<= 2)", "ours<=", 2.0)
+    bench.figure("tags_flat", f"tag list time {sizes[-1]:,} / {sizes[0]:,} repositories", "x",
+                 "flat (<= 2)", "ours<=", 2.0)
+    url = [line.split("=", 1)[1].strip() for line in ours.ini.read_text().splitlines()
+           if line.startswith("sqlalchemy.url")][0]
+    engine = create_engine(url)
+    tag_repo = f"{USER}/perf/tags"
+
+    def run():
+        client = ours.client([tag_repo])
+        push_image(client, tag_repo, [f"t{i:03d}" for i in range(100)])
+        with engine.begin() as conn:
+            entity_id = conn.scalar(select(Entity.id).where(Entity.name == USER))
+            owner_id = conn.scalar(select(Entity.owner_id).where(Entity.id == entity_id))
+            collection_id = conn.execute(insert(Collection).values(
+                name="catalog", entity_id=entity_id, owner_id=owner_id)).inserted_primary_key[0]
+        have = 0
+        for size in sizes:
+            with engine.begin() as conn:
+                rows = [{"name": f"r{i:07d}", "collection_id": collection_id, "owner_id": owner_id}
+                        for i in range(have, size)]
+                for start in range(0, len(rows), 10000):
+                    conn.execute(insert(Container), rows[start:start + 10000])
+            have = size
+            middle = f"{USER}/catalog/r{size // 2:07d}"
+
+            def page() -> float:
+                began = time.perf_counter()
+                client.expect(200, "GET", with_query("/v2/_catalog", n=100, last=middle))
+                return 1000 * (time.perf_counter() - began)
+
+            def tags() -> float:
+                began = time.perf_counter()
+                client.expect(200, "GET", f"/v2/{tag_repo}/tags/list?n=100")
+                return 1000 * (time.perf_counter() - began)
+            with bench.profiler.record(f"{ours.label}-catalog-{size}", ours.pid):
+                bench.record(f"catalog_{size}", ours, median_of(5, page))
+            bench.record(f"tags_{size}", ours, median_of(5, tags))
+        first, last = sizes[0], sizes[-1]
+        values = bench.figures
+        bench.record("catalog_flat", ours, values[f"catalog_{last}"].values[ours.column]
+                     / values[f"catalog_{first}"].values[ours.column])
+        bench.record("tags_flat", ours, values[f"tags_{last}"].values[ours.column]
+                     / values[f"tags_{first}"].values[ours.column])
+
+    bench.guarded("catalog and tag list with many repositories", ours, run)
+    engine.dispose()
 
 
 if __name__ == "__main__":
