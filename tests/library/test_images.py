@@ -1,4 +1,5 @@
-"""Image metadata, downloads (HEAD, Range, signed 303), tags v1/v2, search, inspect, shub (reference 4.5-4.7, 4.9, 5)."""
+"""Image metadata, downloads (HEAD, Range, signed 303), tags v1/v2, search, inspect, shub
+(reference 4.5-4.7, 4.9, 5)."""
 import pytest
 
 from hinkskalle.models import Image

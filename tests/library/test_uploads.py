@@ -61,7 +61,7 @@ def test_upload_permissions_and_readonly(testapp, users, container, db):
     image = new_image(testapp, users, container)
     testapp.post(f"/v1/imagefile/{image['id']}", TINY, headers=users["headers"]["other"], status=403)
     testapp.post(f"/v1/imagefile/{image['id']}", TINY, status=401)
-    testapp.post(f"/v1/imagefile/999999", TINY, headers=users["headers"]["user"], status=404)
+    testapp.post("/v1/imagefile/999999", TINY, headers=users["headers"]["user"], status=404)
     new_image(testapp, users, container, data=SIGNED, who="other", status=403)
     testapp.put_json("/v1/containers/user.hase/coll/cont", {"readOnly": True}, headers=users["headers"]["user"])
     testapp.post(f"/v1/imagefile/{image['id']}", TINY, headers=users["headers"]["user"], status=406)

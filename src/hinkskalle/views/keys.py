@@ -140,5 +140,6 @@ def lookup(request):
     if not rows:
         raise NotFound("No matching keys found")
     if op == "get":
-        return Response("\n".join(r.armored.strip() for r in rows) + "\n", content_type="application/pgp-keys", charset="utf-8")
+        armored = "\n".join(r.armored.strip() for r in rows) + "\n"
+        return Response(armored, content_type="application/pgp-keys", charset="utf-8")
     return Response(_index(rows), content_type="text/plain")

@@ -19,7 +19,7 @@ from ..models import Collection, Container, Entity, Image, Tag, User
 from ..models.meta import utcnow
 from ..models.names import InvalidName, check_name
 from ..models.registry import SIF_MEDIA_TYPE
-from ..resources import Root, find_container, find_entity, library_container_factory
+from ..resources import Root, find_container, find_entity
 from ..schemas import library as schemas
 from ..security.permissions import Permission
 from ..security.tokens import sign, unsign
@@ -174,6 +174,18 @@ def _is_admin(request) -> bool:
     return bool(request.user and request.user.is_admin)
 
 
+def _sticky_owner(request, entity: Entity) -> User | None:
+    """What admins create inside a user's entity belongs to that user; otherwise to the caller."""
+    return entity.owner if _is_admin(request) and entity.owner else request.user
+
+
+def _new_owner(request, data: dict, default: User | None) -> User | None:
+    """Owner of a new object: `default`, or the body's `createdBy` when an admin sends one."""
+    if not _is_admin(request):
+        return default or request.user
+    return _owner_from(request, data, default)
+
+
 def _apply(obj, data: dict, fields: dict[str, str]) -> None:
     for key, attr in fields.items():
         if key in data:
@@ -207,9 +219,9 @@ def create_entity(request):
         raise Denied("you may only create an entity named like your username")
     if find_entity(request.dbsession, name) is not None:
         raise PreconditionFailed(f"Entity {name} already exists")
+    # Admins create entities on behalf of the user they are named after (or set createdBy).
     namesake = request.dbsession.scalar(select(User).where(User.username == name))
-    entity = Entity(name=name, owner=namesake or user)
-    entity.owner = _owner_from(request, data, entity.owner) if _is_admin(request) else user
+    entity = Entity(name=name, owner=_new_owner(request, data, namesake or user))
     _apply(entity, data, {"description": "description", "customData": "custom_data",
                           "defaultPrivate": "default_private"})
     request.dbsession.add(entity)
@@ -266,9 +278,8 @@ def create_collection(request):
         raise Denied(f"collection name {name} is reserved")
     if any(c.name == name for c in entity.collections):
         raise PreconditionFailed(f"Collection {name} already exists in entity {entity.name}")
-    owner = entity.owner if (_is_admin(request) and entity.owner) else request.user
-    collection = Collection(name=name, entity=entity, owner=_owner_from(request, data, owner)
-                            if "createdBy" in data and _is_admin(request) else owner)
+    collection = Collection(name=name, entity=entity,
+                            owner=_new_owner(request, data, _sticky_owner(request, entity)))
     _apply(collection, data, {"description": "description", "customData": "custom_data", "private": "private"})
     collection.private = bool(collection.private) or bool(entity.default_private)
     request.dbsession.add(collection)
@@ -332,8 +343,8 @@ def create_container(request):
         raise BadRequest("JSON body parameters are invalid.", errors={"name": "Missing data for required field."})
     if any(c.name == name for c in collection.containers):
         raise PreconditionFailed(f"Container {name} already exists in {collection.entity.name}/{collection.name}")
-    owner = collection.entity.owner if (_is_admin(request) and collection.entity.owner) else request.user
-    container = Container(name=name, collection=collection, owner=owner)
+    container = Container(name=name, collection=collection,
+                          owner=_new_owner(request, data, _sticky_owner(request, collection.entity)))
     _apply(container, data, _CONTAINER_FIELDS)
     container.private = bool(container.private) or bool(collection.private)
     request.dbsession.add(container)
