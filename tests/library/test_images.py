@@ -292,3 +292,10 @@ def test_shub(testapp, users, store, db, factory):
     testapp.get("/api/container/closed/hase", status=403)
     testapp.get("/api/container/coll/hase:nope", status=404)
     testapp.get("/api/container/coll/nope", status=404)
+
+
+def test_library_cli_gets_double_slash_pull_without_redirect(testapp, image):
+    agent = {"User-Agent": "apptainer/1.4.0"}
+    response = testapp.get("/v1/imagefile//user.hase/coll/cont:latest?arch=amd64", headers=agent, status=303)
+    assert f":{H}?download_token=" in response.headers["Location"]
+    assert testapp.get("/v1/imagefile//user.hase/coll/cont:latest?arch=amd64", status=308)

@@ -61,6 +61,13 @@ def slashes(request):
     if fixed != path:
         return HTTPPermanentRedirect(location=fixed + query)
     merged = re.sub(r"/{2,}", "/", path)
+    if request.method in ("GET", "HEAD") and merged.startswith("/v1/imagefile/") \
+            and (request.user_agent or "").lower().startswith(REDIRECTING_CLIENTS):
+        # Library CLIs download without following redirects (they expect 200 or 303):
+        # answer for the merged path right away.
+        subrequest = request.copy()
+        subrequest.path_info = merged
+        return request.invoke_subrequest(subrequest, use_tweens=True)
     return HTTPPermanentRedirect(location=request.application_url + merged + query)
 
 
