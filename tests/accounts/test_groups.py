@@ -120,3 +120,9 @@ def test_site_admin_manages_any_group(testapp, users):
     testapp.get("/v1/groups/Test Gruppe", headers=users["as_admin"])
     members(testapp, users["as_admin"], body=[{"role": "admin", "user": {"username": "admin.hase"}}])
     testapp.delete("/v1/groups/Test Gruppe", headers=users["as_admin"])
+
+
+def test_group_names_stay_addressable(testapp, users):
+    testapp.post_json("/v1/groups", {"name": "a/b", "email": "g@example.com"}, headers=users["as_user"], status=400)
+    make_group(testapp, users["as_user"], name="ok")
+    testapp.put_json("/v1/groups/ok", {"name": "x\\y"}, headers=users["as_user"], status=400)

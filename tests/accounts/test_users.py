@@ -220,3 +220,13 @@ def test_renamed_creator_keeps_editing_their_group(testapp, users, factory, db):
                      headers=users["as_user"])
     testapp.put_json("/v1/users/user.hase", {"username": "neu.hase"}, headers=users["as_user"])
     testapp.put_json("/v1/groups/Meine", {"description": "still mine"}, headers=users["as_user"])
+
+
+@pytest.mark.parametrize("url", ["/v1/users/user.hase/tokens/99999999999999999999999",
+                                 "/v1/users/user.hase/tokens/-1", "/v1/users/user.hase/stars/1e5",
+                                 "/v1/users/user.hase/stars/99999999999999999999999",
+                                 "/v1/download/images/99999999999999999999999",
+                                 "/v1/manifests/99999999999999999999/download"])
+def test_ids_no_row_can_have_are_404(testapp, users, url):
+    assert testapp.delete(url, headers=users["as_user"], expect_errors=True).status_int in (404, 405)
+    assert testapp.get(url, headers=users["as_user"], expect_errors=True).status_int in (404, 405)

@@ -71,16 +71,20 @@ class TokenSchema(colander.MappingSchema):
     expiresAt = colander.SchemaNode(colander.DateTime(), missing=colander.drop)
 
 
+# Group names are free text, but must stay addressable in a URL path segment.
+GROUP_NAME = colander.All(colander.Length(min=1, max=255),
+                          colander.Regex(r"^[^/\\]+$", "group names cannot contain slashes"))
+
+
 class GroupCreateSchema(colander.MappingSchema):
-    name = colander.SchemaNode(colander.String(), validator=colander.Length(min=1, max=255))
+    name = colander.SchemaNode(colander.String(), validator=GROUP_NAME)
     email = colander.SchemaNode(colander.String(), validator=colander.Email())
     description = colander.SchemaNode(colander.String(), missing=None)
     quota = colander.SchemaNode(colander.Integer(), missing=None, validator=colander.Range(min=0))
 
 
 class GroupUpdateSchema(colander.MappingSchema):
-    name = colander.SchemaNode(colander.String(), validator=colander.Length(min=1, max=255),
-                               missing=colander.drop)
+    name = colander.SchemaNode(colander.String(), validator=GROUP_NAME, missing=colander.drop)
     email = colander.SchemaNode(colander.String(), validator=colander.Email(), missing=colander.drop)
     description = colander.SchemaNode(colander.String(), missing=colander.drop)
     quota = colander.SchemaNode(colander.Integer(), validator=colander.Range(min=0), missing=colander.drop)

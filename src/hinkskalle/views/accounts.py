@@ -54,6 +54,13 @@ def require_login(request) -> None:
         raise Unauthorized("Not Authorized")
 
 
+def get_by_id(request, model, value: str):
+    """The row of `model` with the id given in a URL, or None (also for ids no column holds)."""
+    if not value.isdigit() or len(value) > 18:
+        return None
+    return request.dbsession.get(model, int(value))
+
+
 def is_admin(request) -> bool:
     return request.user is not None and request.user.is_admin
 
@@ -217,11 +224,7 @@ def create_manual_token(context, request):
 
 
 def _token(context, request) -> Token:
-    try:
-        token_id = int(request.matchdict["token_id"])
-    except ValueError:
-        raise NotFound("Invalid token id.") from None
-    token = request.dbsession.get(Token, token_id)
+    token = get_by_id(request, Token, request.matchdict["token_id"])
     if token is None or token.user_id != context.user.id:
         raise NotFound("Invalid token id.")
     return token
@@ -257,10 +260,7 @@ def _readable_stars(request, user: User) -> list[dict]:
 
 
 def _container(request) -> Container:
-    try:
-        container = request.dbsession.get(Container, int(request.matchdict["container_id"]))
-    except ValueError:
-        container = None
+    container = get_by_id(request, Container, request.matchdict["container_id"])
     if container is None:
         raise NotFound("container not found")
     return container

@@ -22,7 +22,7 @@ from ..security.permissions import Permission
 from ..security.tokens import sign, unsign
 from ..services import accounts
 from ..services.registry import find_image, record_pull
-from .accounts import is_admin
+from .accounts import get_by_id, is_admin
 from .common import blob_response, read_json, service_url
 
 AUDIENCE = "hinkskalle-download"
@@ -43,10 +43,7 @@ class DownloadGrant:
 
 
 def _find(request, kind: str, object_id: str):
-    try:
-        found = request.dbsession.get(MODELS[kind], int(object_id))
-    except (ValueError, OverflowError):
-        found = None
+    found = get_by_id(request, MODELS[kind], object_id)
     if found is None:
         raise NotFound(f"{kind} {object_id} not found")
     return found
