@@ -100,6 +100,146 @@ def user_add(env, name, email, password, admin, firstname, lastname):
     click.echo(f"created user {name.lower()}", err=True)
 
 
+def _user(session, name: str):
+    from .services.accounts import find_user
+    found = find_user(session, name)
+    if found is None:
+        click.echo(f"error: no user {name}", err=True)
+        raise SystemExit(1)
+    return found
+
+
+def _size(value: str | None) -> int | None:
+    from .config import as_size
+    try:
+        return None if value is None else as_size(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--quota") from None
+
+
+class _Transaction:
+    """A session in a transaction; refusals of the services end the command with their reason."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def __enter__(self):
+        self.session = self.env.session_factory()()
+        self.session.begin()
+        return self.session
+
+    def __exit__(self, kind, error, _traceback):
+        from .errors import RegistryError
+        if kind is None:
+            self.session.commit()
+        self.session.close()
+        if isinstance(error, RegistryError):
+            click.echo(f"error: {error.text}", err=True)
+            raise SystemExit(1) from None
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(env):
+    """Every account: name, email, source, flags, usage and quota in bytes."""
+    from .models import User
+    with _Transaction(env) as session:
+        for account in session.scalars(select(User).order_by(User.username)):
+            flags = ",".join(f for f, on in (("admin", account.is_admin), ("inactive", not account.is_active))
+                             if on) or "-"
+            click.echo(f"{account.username}\t{account.email}\t{account.source}\t{flags}\t"
+                       f"{account.used_quota}/{account.quota or 'unlimited'}")
+
+
+@user.command("set")
+@click.argument("name")
+@click.option("--admin/--no-admin", default=None)
+@click.option("--active/--inactive", default=None)
+@click.option("--quota", default=None, help="bytes, e.g. 10GiB; 0 = unlimited")
+@click.option("--password", default=None, help="new password (local accounts)")
+@click.pass_obj
+def user_set(env, name, admin, active, quota, password):
+    """Change an account's admin flag, activity, quota or password."""
+    from .models.meta import utcnow
+    from .services.accounts import set_password
+    quota = _size(quota)
+    with _Transaction(env) as session:
+        account = _user(session, name)
+        for attr, value in (("is_admin", admin), ("is_active", active), ("quota", quota)):
+            if value is not None:
+                setattr(account, attr, value)
+        if password is not None:
+            set_password(account, password)
+        account.updated_at = utcnow()
+    click.echo(f"updated user {account.username}", err=True)
+
+
+@user.command("remove")
+@click.argument("name")
+@click.pass_obj
+def user_remove(env, name):
+    """Delete an account with its tokens and memberships; its entity and images stay."""
+    with _Transaction(env) as session:
+        session.delete(_user(session, name))
+    click.echo(f"removed user {name.lower()}", err=True)
+
+
+@cli.group()
+def group():
+    """Groups and their members."""
+
+
+@group.command("list")
+@click.pass_obj
+def group_list(env):
+    """Every group with its entity and members (role:username)."""
+    from .models import Group
+    with _Transaction(env) as session:
+        for found in session.scalars(select(Group).order_by(Group.name)):
+            members = " ".join(f"{m.role}:{m.user.username}" for m in found.memberships)
+            entity = found.entity.name if found.entity is not None else "-"
+            click.echo(f"{found.name}\t{entity}\t{members}")
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--email", required=True)
+@click.option("--admin", "admin_name", required=True, help="the group's first admin")
+@click.option("--quota", default=None, help="bytes; default: hinkskalle.default_group_quota")
+@click.pass_obj
+def group_add(env, name, email, admin_name, quota):
+    """Create a group, its entity (the slug of NAME) and its first admin."""
+    from .services.accounts import create_group
+    quota = _size(quota)
+    with _Transaction(env) as session:
+        created = create_group(session, env.settings, _user(session, admin_name), name=name, email=email,
+                               quota=quota)
+    click.echo(f"created group {created.name} with entity {created.entity.name}", err=True)
+
+
+@group.command("member")
+@click.argument("name")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "contributor", "readonly", "none"]), required=True,
+              help="`none` removes the member")
+@click.pass_obj
+def group_member(env, name, username, role):
+    """Add USERNAME to group NAME, change their role, or remove them (a group keeps one admin)."""
+    from .services.accounts import find_group, set_members
+    with _Transaction(env) as session:
+        found = find_group(session, name)
+        if found is None:
+            click.echo(f"error: no group {name}", err=True)
+            raise SystemExit(1)
+        account = _user(session, username)
+        members = {m.user.username: m.role for m in found.memberships}
+        members.pop(account.username, None)
+        if role != "none":
+            members[account.username] = role
+        set_members(session, found, [{"role": r, "user": {"username": u}} for u, r in members.items()])
+    click.echo(f"group {name}: {account.username} is {role}", err=True)
+
+
 @cli.group()
 def token():
     """API tokens."""

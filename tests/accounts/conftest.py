@@ -19,6 +19,34 @@ def settings(settings, extra_settings):
 
 
 @pytest.fixture
+def ini(tmp_path, settings):
+    """Write an ini file for the `hinkskalle` command on the test database and store."""
+    def make(**extra):
+        values = {"sqlalchemy.url": settings["sqlalchemy.url"],
+                  "hinkskalle.storage.path": settings["hinkskalle.storage.path"],
+                  "hinkskalle.secret_key": "cli", **extra}
+        path = tmp_path / "cli.ini"
+        path.write_text("[app:main]\nuse = egg:hinkskalle\n" +
+                        "".join(f"{k} = {v}\n" for k, v in values.items()))
+        return str(path)
+    return make
+
+
+@pytest.fixture
+def hinkskalle():
+    """Run the `hinkskalle` command in-process: hinkskalle(ini, *args, code=0) -> click Result."""
+    from click.testing import CliRunner
+
+    from hinkskalle.cli import cli
+
+    def invoke(ini_path, *args, code=0):
+        result = CliRunner().invoke(cli, ["-c", ini_path, *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result
+    return invoke
+
+
+@pytest.fixture
 def users(factory, db):
     """An admin, a user and another user, each with an API token (as request headers)."""
     admin = factory.user("admin.hase", admin=True, password="admin-pw")

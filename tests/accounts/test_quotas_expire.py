@@ -4,9 +4,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner
-
-from hinkskalle.cli import cli
 from hinkskalle.errors import QuotaExceeded
 from hinkskalle.models import Adm, Entity, Image, Tag, User
 from hinkskalle.models.meta import utcnow
@@ -25,25 +22,6 @@ def image(db, container, content: bytes, owner, store=None, **kw) -> Image:
     db.add(row)
     db.flush()
     return row
-
-
-@pytest.fixture
-def ini(tmp_path, settings):
-    def make(**extra):
-        values = {"sqlalchemy.url": settings["sqlalchemy.url"],
-                  "hinkskalle.storage.path": settings["hinkskalle.storage.path"],
-                  "hinkskalle.secret_key": "cli", **extra}
-        path = tmp_path / "cli.ini"
-        path.write_text("[app:main]\nuse = egg:hinkskalle\n" +
-                        "".join(f"{k} = {v}\n" for k, v in values.items()))
-        return str(path)
-    return make
-
-
-def hinkskalle(ini_path, *args, code=0):
-    result = CliRunner().invoke(cli, ["-c", ini_path, *args], catch_exceptions=False)
-    assert result.exit_code == code, result.output
-    return result
 
 
 # -- usage rules ------------------------------------------------------------------------------
@@ -92,7 +70,7 @@ def test_group_usage_and_enforcement(db, factory):
     quotas.check(db, hase, entity, "sha256:new", 10**12)          # 0 = unlimited
 
 
-def test_quotas_check_recomputes_usage(db, factory, ini):
+def test_quotas_check_recomputes_usage(db, factory, ini, hinkskalle):
     hase = factory.user("hase", quota=50)
     cont = factory.container("hase/c/one", owner=hase)
     image(db, cont, b"a" * 100, hase)
@@ -109,7 +87,7 @@ def test_quotas_check_recomputes_usage(db, factory, ini):
 
 # -- expiry --------------------------------------------------------------------------------
 
-def test_expire_deletes_rows_and_leaves_shared_blobs(db, factory, ini, settings):
+def test_expire_deletes_rows_and_leaves_shared_blobs(db, factory, ini, settings, hinkskalle):
     store = BlobStore(settings["hinkskalle.storage.path"])
     hase = factory.user("hase")
     one = factory.container("hase/c/one", owner=hase)
@@ -142,7 +120,7 @@ def test_expire_deletes_rows_and_leaves_shared_blobs(db, factory, ini, settings)
 # -- ldap sync ------------------------------------------------------------------------------
 
 @pytest.mark.e2e
-def test_ldap_sync_command(db, ini, slapd):
+def test_ldap_sync_command(db, ini, slapd, hinkskalle):
     values = {k: v for k, v in slapd.settings.items()}
     result = hinkskalle(ini(**values), "ldap", "sync")
     assert result.output.startswith("synced 4 users, 0 conflicts")
@@ -151,7 +129,7 @@ def test_ldap_sync_command(db, ini, slapd):
     assert db.get(Adm, "ldap_sync_results").val["success"] is True
 
 
-def test_ldap_sync_disabled_or_down(db, ini, dead_ldap_url):
+def test_ldap_sync_disabled_or_down(db, ini, dead_ldap_url, hinkskalle):
     result = hinkskalle(ini(), "ldap", "sync", code=1)
     assert "LDAP not configured" in result.output
     result = hinkskalle(ini(**{"hinkskalle.ldap.enabled": "true", "hinkskalle.ldap.url": dead_ldap_url,
