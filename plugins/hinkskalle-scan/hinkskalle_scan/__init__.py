@@ -88,8 +88,12 @@ class Scanner:
             return self.idle.wait_for(lambda: self.busy == 0, timeout)
 
     def close(self, timeout: float = 10) -> None:
+        """Stop the workers after the scans queued so far (waiting at most `timeout` seconds)."""
         for _ in self.threads:
-            self.queue.put(_STOP)
+            try:
+                self.queue.put(_STOP, timeout=timeout)
+            except queue.Full:
+                break
         for thread in self.threads:
             thread.join(timeout)
 

@@ -122,9 +122,9 @@ class Webhooks:
         for receiver in self.receivers:
             receiver.submit(event.kind, body)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 10) -> None:
         for receiver in self.receivers:
-            receiver.close()
+            receiver.close(timeout)
 
 
 @hookimpl
