@@ -230,3 +230,15 @@ def test_renamed_creator_keeps_editing_their_group(testapp, users, factory, db):
 def test_ids_no_row_can_have_are_404(testapp, users, url):
     assert testapp.delete(url, headers=users["as_user"], expect_errors=True).status_int in (404, 405)
     assert testapp.get(url, headers=users["as_user"], expect_errors=True).status_int in (404, 405)
+
+
+def test_registry_tokens_cannot_manage_accounts(testapp, users):
+    import base64
+    basic = base64.b64encode(b"user.hase:user-pw").decode()
+    body = testapp.get("/v2/token", params={"scope": "repository:user.hase/c/c:pull,push"},
+                       headers={"Authorization": f"Basic {basic}"}).json
+    registry = auth_header(body["token"])
+    testapp.put_json("/v1/users/user.hase", {"firstname": "X"}, headers=registry, status=403)
+    testapp.post_json("/v1/users/user.hase/tokens", {}, headers=registry, status=403)
+    testapp.get("/v1/users/user.hase/tokens", headers=registry, status=403)
+    testapp.put_json("/v1/users/user.hase", {"firstname": "X"}, headers=users["as_user"])
