@@ -142,3 +142,14 @@ def test_command_without_path_is_a_settings_error(app):
     from hinkskalle.config import SettingsError
     with pytest.raises(SettingsError):
         hinkskalle_scan.Scanner(app.registry, {"command": "clamdscan"})
+
+
+def test_oci_layers_are_scanned_and_quarantined_too(testapp, headers, scanner):
+    layer = b"an OCI layer with EICAR inside"
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    testapp.post(f"/v2/test-hase/coll/cont/blobs/uploads/?digest={digest}", layer, status=201,
+                 headers=dict(headers, **{"Content-Type": "application/octet-stream"}))
+    assert scanner.wait(WAIT)
+    response = testapp.get(f"/v2/test-hase/coll/cont/blobs/{digest}", headers=headers, status=403)
+    assert response.json["errors"][0]["code"] == "DENIED"
+    assert "quarantined" in response.json["errors"][0]["detail"]
