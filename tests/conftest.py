@@ -35,3 +35,9 @@ def make_ini(tmp_path):
     def make(source="development.ini", server=None, **app):
         return write_ini(tmp_path, source, server, **app)
     return make
+
+
+@pytest.fixture(scope="session")
+def ini_writer():
+    """`write_ini` for fixtures of a wider scope (test modules cannot import conftest)."""
+    return write_ini

@@ -17,11 +17,10 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{64}$")
 
 
 @pytest.fixture(scope="module")
-def ini(tmp_path_factory):
+def ini(tmp_path_factory, ini_writer):
     """One migrated registry for the module (each process start costs a second or two)."""
-    from conftest import write_ini
     folder = tmp_path_factory.mktemp("cli")
-    ini = write_ini(folder, **{"hinkskalle.secret_key": "cli-test"})
+    ini = ini_writer(folder, **{"hinkskalle.secret_key": "cli-test"})
     hinkskalle(ini, "db", "upgrade")
     return ini
 
