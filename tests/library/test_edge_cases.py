@@ -90,3 +90,19 @@ def test_push_to_collection_private_container_is_not_pullable(testapp, users, st
     testapp.get("/v1/imagefile/user.hase/closed/cont", headers=users["headers"]["other"], status=403)
     found = testapp.get("/v1/search?value=cont", headers=users["headers"]["other"]).json["data"]
     assert found["image"] == []
+
+
+def test_overlong_or_odd_values_are_400_not_500(testapp, users, store, db, container):
+    image = add_image(store, db, container, TINY, tag=None)
+    db.commit()
+    headers = users["headers"]["user"]
+    testapp.post_json(f"/v2/tags/{container.id}", {"Arch": "x" * 40, "Tag": "v1", "ImageID": str(image.id)},
+                      headers=headers, status=400)
+    testapp.post_json(f"/v2/tags/{container.id}", {"AMD 64": {"v1": str(image.id)}}, headers=headers, status=400)
+    testapp.post_json(f"/v2/tags/{container.id}", {"Arch": 5, "Tag": "v1", "ImageID": str(image.id)},
+                      headers=headers, status=400)
+    testapp.put_json("/v1/containers/user.hase/coll/cont", {"vcsUrl": "h" * 2000}, headers=headers, status=400)
+    testapp.post_json("/v1/images", {"hash": f"sha256.{sha256(SIGNED)}", "container": str(container.id),
+                                     "arch": "a" * 40}, headers=headers, status=400)
+    testapp.post_json(f"/v1/tags/{container.id}", {"x" * 200: str(image.id)}, headers=headers, status=400)
+    testapp.post_json(f"/v1/tags/{container.id}", "[]", headers=headers, status=400)

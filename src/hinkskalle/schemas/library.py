@@ -9,7 +9,8 @@ offset, constant ``deleted``/``deletedAt``, ``canEdit`` for the caller.
 """
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timezone
 
 import colander
 from sqlalchemy import func, select
@@ -53,17 +54,16 @@ class JSONInt(colander.SchemaType):
 
 
 class JSONDateTime(colander.SchemaType):
+    """ISO 8601, with or without offset (without = UTC); null clears the value."""
+
     def deserialize(self, node, cstruct):
         if cstruct is colander.null or cstruct is None:
-            return cstruct if cstruct is None else colander.null
+            return cstruct
         try:
             value = datetime.fromisoformat(str(cstruct).replace("Z", "+00:00"))
         except ValueError:
             raise colander.Invalid(node, "Not a valid datetime.") from None
-        if value.tzinfo is None:
-            from datetime import timezone
-            value = value.replace(tzinfo=timezone.utc)
-        return value
+        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _name_validator(node, value):
@@ -72,6 +72,21 @@ def _name_validator(node, value):
             check_name(value)
         except InvalidName as err:
             raise colander.Invalid(node, str(err)) from None
+
+
+ARCH = re.compile(r"^[a-z0-9_]{1,32}$")
+
+
+def _arch_validator(node, value):
+    if value is not None and not ARCH.match(value):
+        raise colander.Invalid(node, "arch must be 1-32 lower-case letters, digits or _")
+
+
+def _max_length(limit):
+    def validate(node, value):
+        if value is not None and len(value) > limit:
+            raise colander.Invalid(node, f"at most {limit} characters")
+    return validate
 
 
 def _field(kind, name, validator=None):
@@ -100,12 +115,14 @@ COLLECTION_CREATE = _schema("ignore", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONB
                             _CREATED_BY, _string("entity"))
 COLLECTION_UPDATE = _schema("raise", _NAME, _DESCRIPTION, _CUSTOM, _field(JSONBool, "private"),
                             _CREATED_BY, _string("entity"))
-_CONTAINER_FIELDS = (_NAME, _DESCRIPTION, _string("fullDescription"), _CUSTOM, _string("vcsUrl"),
+_CONTAINER_FIELDS = (_NAME, _DESCRIPTION, _string("fullDescription"), _CUSTOM,
+                     _string("vcsUrl", _max_length(1024)),
                      _field(JSONBool, "private"), _field(JSONBool, "readOnly"), _CREATED_BY,
                      _string("collection"))
 CONTAINER_CREATE = _schema("ignore", *_CONTAINER_FIELDS)
 CONTAINER_UPDATE = _schema("raise", *_CONTAINER_FIELDS)
-_IMAGE_FIELDS = (_string("hash"), _DESCRIPTION, _CUSTOM, _string("blob"), _string("arch"),
+_IMAGE_FIELDS = (_string("hash"), _DESCRIPTION, _CUSTOM, _string("blob", _max_length(255)),
+                 _string("arch", _arch_validator),
                  _field(JSONBool, "encrypted"), _field(JSONDateTime, "expiresAt"), _string("container"),
                  _string("uploadState"))
 IMAGE_CREATE = _schema("ignore", *_IMAGE_FIELDS)

@@ -613,6 +613,8 @@ def _remove_tags(request, container: Container, name: str, arch: str | None) -> 
 def _apply_tag_map(request, container: Container, mapping, arch: str | None) -> None:
     if not isinstance(mapping, dict):
         raise BadRequest("tag map must be an object of tag -> image id")
+    if arch is not None and not schemas.ARCH.match(arch):
+        raise BadRequest(f"invalid architecture {arch!r}")
     for raw_name, image_id in mapping.items():
         name = _tag_name(raw_name)
         if image_id in (None, ""):
