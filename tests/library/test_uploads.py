@@ -3,7 +3,7 @@ import pytest
 
 from hinkskalle.models import Image, Upload
 
-from .conftest import fixture_bytes, sha256
+from .conftest import fixture_bytes, fresh, sha256
 
 TINY = fixture_bytes("tiny.sif")
 SIGNED = fixture_bytes("tiny_signed.sif")
@@ -282,3 +282,20 @@ def test_no_dedup_from_private_copy(testapp, users, container, factory, db):
     db.commit()
     copy = new_image(testapp, users, other, who="other")
     assert copy["uploaded"] is False
+
+
+def test_truncated_upload_leaves_nothing(live_server, testapp, users, container, db):
+    """A client that announces more than it sends and hangs up: the session stays usable."""
+    import socket
+    image = new_image(testapp, users, container)
+    url = testapp.post_json(f"/v2/imagefile/{image['id']}", {"filesize": len(TINY)},
+                            headers=users["headers"]["user"]).json["data"]["uploadURL"]
+    path = url.replace("http://localhost", "")
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
+        sock.sendall(f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(TINY)}\r\n\r\n".encode()
+                     + TINY[:1000])
+    fresh(db)
+    assert db.get(Upload, path.rsplit("/", 1)[1]).state == "initialized"
+    testapp.put(path, TINY)
+    v2_done = testapp.put_json(f"/v2/imagefile/{image['id']}/_complete", {}, headers=users["headers"]["user"])
+    assert v2_done.json["data"]["containerUrl"].endswith("/cont")
