@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
 from sqlalchemy import func, select
+from sqlalchemy.orm import contains_eager, joinedload
 
 from .errors import NameInvalid, NameUnknown, NotFound
 from .models import Collection, Container, Entity
@@ -45,8 +46,15 @@ def find_entity(dbsession, name: str) -> Entity | None:
 
 
 def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
+    # The ACL walk needs the parents, their owners and the group: one query loads them all.
+    parents = contains_eager(Container.collection)
     return dbsession.scalar(
-        select(Container).join(Collection).join(Entity).where(
+        select(Container).join(Container.collection).join(Collection.entity).options(
+            parents.contains_eager(Collection.entity).joinedload(Entity.owner),
+            parents.contains_eager(Collection.entity).joinedload(Entity.group),
+            parents.joinedload(Collection.owner),
+            joinedload(Container.owner),
+        ).where(
             func.lower(Entity.name) == entity.lower(),
             func.lower(Collection.name) == collection.lower(),
             func.lower(Container.name) == container.lower()))

@@ -86,24 +86,24 @@ def _mount(request, container: Container, digest: str, source_name: str) -> bool
 
 @view_config(route_name="oci.uploads", permission=Permission.PUSH, request_method="POST")
 def upload_start(context, request):
-    container = push_container(request, context)
-    mount, source = request.GET.get("mount"), request.GET.get("from")
-    if mount and source and _mount(request, container, manifests.check_digest(mount), source):
-        return _blob_created(request, container, mount)
-    digest = request.GET.get("digest")
-    if digest is not None:
-        # Single-request upload: the whole blob is the body.
+    mount, source, digest = request.GET.get("mount"), request.GET.get("from"), request.GET.get("digest")
+    if digest is not None and not (mount and source):
+        # Single-request upload: the whole blob is the body. It is stored before the
+        # repository path is created, so no database write waits for the bytes.
         manifests.check_digest(digest)
-        store = request.blobstore
         try:
-            digest, size = store.ingest(body_chunks(request), expected_digest=digest,
-                                        expected_size=request.content_length)
+            digest, size = request.blobstore.ingest(body_chunks(request), expected_digest=digest,
+                                                    expected_size=request.content_length)
         except DigestMismatch as err:
             raise DigestInvalid(str(err)) from None
         except SizeMismatch as err:
             raise SizeInvalid(str(err)) from None
+        container = push_container(request, context)
         finish_blob(request, container, digest, size)
         return _blob_created(request, container, digest)
+    container = push_container(request, context)
+    if mount and source and _mount(request, container, manifests.check_digest(mount), source):
+        return _blob_created(request, container, mount)
     now = utcnow()
     upload = Upload(id=str(uuid.uuid4()), kind="oci", state="initialized", container=container,
                     owner=request.user, size=0, created_at=now, updated_at=now,
