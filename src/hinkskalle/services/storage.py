@@ -185,6 +185,32 @@ class BlobStore:
         hashing.offset = offset + written
         return written
 
+    def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
+                 limit: int | None = None) -> tuple[int, str]:
+        """Write `chunks` into the partial upload at `offset`, for parts that arrive in any order
+        or in parallel (library multipart); returns (bytes written, their sha256 hex).
+
+        Raises TooLarge when more than `limit` bytes arrive. The whole file is hashed again
+        when the upload is committed.
+        """
+        hasher = hashlib.sha256()
+        written = 0
+        fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for chunk in chunks:
+                if limit is not None and written + len(chunk) > limit:
+                    raise TooLarge(f"part exceeds {limit} bytes")
+                view, position = memoryview(chunk), offset + written
+                while view:
+                    count = os.pwrite(fd, view, position)
+                    view, position = view[count:], position + count
+                hasher.update(chunk)
+                written += len(chunk)
+        finally:
+            os.close(fd)
+        self.forget_upload(upload_id)
+        return written, hasher.hexdigest()
+
     def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
         with self._lock:
             hashing = self._hashing.get(upload_id)

@@ -134,6 +134,23 @@ def _receive(request, session_id: str, expected_size: int | None, expected_sha25
     return size, hexdigest
 
 
+def _receive_part(request, part: UploadPart) -> tuple[int, str]:
+    """Write a part straight into its place in the upload's file (no reassembly copy later)."""
+    upload = part.upload
+    part.state = "uploading"
+    try:
+        size, hexdigest = request.blobstore.write_at(upload.id, body_chunks(request),
+                                                     (part.part_number - 1) * upload.part_size,
+                                                     limit=part.expected_size)
+    except storage.TooLarge:
+        raise Unprocessable(f"part {part.part_number} is larger than {part.expected_size} bytes") from None
+    if size != part.expected_size:
+        raise Unprocessable(f"part {part.part_number} has {size} bytes, not {part.expected_size}")
+    if part.expected_sha256 and hexdigest != part.expected_sha256:
+        raise Unprocessable(f"sha256 {hexdigest} of part {part.part_number} does not match {part.expected_sha256}")
+    return size, hexdigest
+
+
 def _alive(upload: Upload) -> None:
     if upload.state in ("completed", "failed"):
         raise NotAcceptable(f"Upload {upload.id} has invalid state {upload.state}")
@@ -164,7 +181,7 @@ def put_upload(request):
     if part is None:
         raise NotFound(f"upload {session_id} not found")
     _alive(part.upload)
-    size, hexdigest = _receive(request, part.id, part.expected_size, part.expected_sha256)
+    size, hexdigest = _receive_part(request, part)
     part.size, part.sha256, part.state = size, hexdigest, "uploaded"
     part.upload.updated_at, part.upload.expires_at = utcnow(), _expires(request)
     return _thanks(hexdigest)
@@ -295,13 +312,12 @@ def complete_multipart(context, request):
         part = by_number.get(number)
         if part is None or part.state != "uploaded":
             raise NotAcceptable(f"Part {number} not uploaded yet")
-        if store.upload_size(part.id) != part.size:
-            raise NotAcceptable(f"Part {number} data is missing, upload it again")
         if tokens and tokens.get(number) != part.sha256:
             raise Unprocessable(f"ETag of part {number} does not match")
     if tokens and set(tokens) - set(by_number):
         raise NotAcceptable("completedParts names parts that were never requested")
-    store.concat_parts(upload.id, [by_number[n].id for n in range(1, upload.total_parts + 1)])
+    if store.upload_size(upload.id) != upload.expected_size:
+        raise NotAcceptable("upload data is missing, upload the parts again")
     digest, size = _commit(request, upload)
     _finish(request, context, digest, size)
     upload.state = "completed"
@@ -316,7 +332,6 @@ def abort_multipart(context, request):
     upload = _multipart(request, context, data["uploadID"])
     _own_upload(request, upload)
     for part in upload.parts:
-        request.blobstore.discard_upload(part.id)
         part.state = "failed"
     request.blobstore.discard_upload(upload.id)
     upload.state = "failed"
