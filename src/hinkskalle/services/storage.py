@@ -249,22 +249,6 @@ class BlobStore:
         self.forget_upload(upload_id)
         return digest, size
 
-    def concat_parts(self, upload_id: str, part_ids: list[str]) -> None:
-        """Join part files (library multipart) into the upload's partial file, in order."""
-        target = self.upload_path(upload_id)
-        hashing = _Hashing(0, hashlib.sha256())
-        with open(target, "wb") as out:
-            for part_id in part_ids:
-                with open(self.upload_path(part_id), "rb") as part:
-                    while chunk := part.read(CHUNK):
-                        out.write(chunk)
-                        hashing.hasher.update(chunk)
-                        hashing.offset += len(chunk)
-        with self._lock:
-            self._hashing[upload_id] = hashing
-        for part_id in part_ids:
-            self.discard_upload(part_id)
-
     def forget_upload(self, upload_id: str) -> None:
         with self._lock:
             self._hashing.pop(upload_id, None)
