@@ -4,10 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INI ?= development.ini
 
-$(BIN)/hinkskalle: setup.cfg pyproject.toml
+# The first-party plugins are installed too: their tests belong to `make test`, and they
+# stay inactive until configured.
+PLUGINS := $(dir $(wildcard plugins/*/pyproject.toml))
+
+$(BIN)/hinkskalle: setup.cfg pyproject.toml $(wildcard plugins/*/setup.cfg)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,postgres,mysql]'
+	$(BIN)/pip install -q -e '.[test,postgres,mysql]' $(addprefix -e ,$(PLUGINS))
 	@touch $@
 
 .PHONY: install run test bench migration settings-doc
