@@ -45,6 +45,15 @@ def find_entity(dbsession, name: str) -> Entity | None:
     return dbsession.scalar(select(Entity).where(func.lower(Entity.name) == name.lower()))
 
 
+def find_by_id(dbsession, model, raw):
+    """The row of `model` whose id is `raw` (URL text or JSON value), or None: also for values
+    no id column can hold (non-ASCII digits, more than 18 digits, booleans)."""
+    text = str(raw) if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return dbsession.get(model, int(text))
+
+
 def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
     # The ACL walk needs the parents, their owners and the group: one query loads them all.
     parents = contains_eager(Container.collection)

@@ -202,6 +202,13 @@ def test_tokens_are_self_or_admin(testapp, users):
     testapp.get("/v1/users/nobody/tokens", headers=users["as_admin"], status=404)
 
 
+@pytest.mark.parametrize("raw", ["%C2%B2", "99999999999999999999"])
+def test_odd_ids_in_urls_are_404(testapp, users, raw):
+    """Non-ASCII digits (str.isdigit accepts them, int() does not) and huge numbers name nothing."""
+    testapp.delete(f"/v1/users/user.hase/tokens/{raw}", headers=users["as_user"], status=404)
+    testapp.post(f"/v1/users/user.hase/stars/{raw}", headers=users["as_user"], status=404)
+
+
 @pytest.mark.parametrize("body", [{"comment": 5, "x": 1}, {"expiresAt": "yesterday"}, [1]])
 def test_token_bad_input(testapp, users, body):
     testapp.post_json("/v1/users/user.hase/tokens", body, headers=users["as_user"], status=400)

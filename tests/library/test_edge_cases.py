@@ -1,4 +1,6 @@
 """Library edge cases of reference 11.1 not covered elsewhere (numbers refer to that list)."""
+from urllib.parse import quote
+
 import pytest
 
 from hinkskalle.models import Entity, Image
@@ -106,3 +108,22 @@ def test_overlong_or_odd_values_are_400_not_500(testapp, users, store, db, conta
                                      "arch": "a" * 40}, headers=headers, status=400)
     testapp.post_json(f"/v1/tags/{container.id}", {"x" * 200: str(image.id)}, headers=headers, status=400)
     testapp.post_json(f"/v1/tags/{container.id}", "[]", headers=headers, status=400)
+
+
+@pytest.mark.parametrize("raw", ["99999999999999999999999", "\u00b2", "\u0661"])
+def test_ids_no_row_can_have_are_404(testapp, users, container, raw):
+    """Huge numbers and non-ASCII digits in URLs and bodies name nothing (not a database error)."""
+    headers = users["headers"]["user"]
+    in_url = quote(raw)
+    testapp.get(f"/v1/tags/{in_url}", headers=headers, status=404)
+    testapp.post_json(f"/v2/imagefile/{in_url}", {}, headers=headers, status=404)
+    testapp.post_json("/v1/images", {"hash": f"sha256.{sha256(SIGNED)}", "container": raw},
+                      headers=headers, status=404)
+    testapp.post_json(f"/v1/tags/{container.id}", {"Tag": "v1", "ImageID": raw}, headers=headers, status=404)
+
+
+def test_undecodable_query_string_is_400(testapp, users, store, db, container):
+    add_image(store, db, container, TINY)
+    db.commit()
+    testapp.get("/v1/imagefile/user.hase/coll/cont:latest?arch=%ff", status=400)
+    testapp.get("/v1/search?value=%ff", headers=users["headers"]["user"], status=400)

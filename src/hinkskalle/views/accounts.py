@@ -17,7 +17,7 @@ from ..errors import Denied, NotFound, PreconditionFailed, Unauthorized
 from ..events import LoginEvent
 from ..models import Container, Image, Token, User
 from ..models.meta import utcnow
-from ..resources import ROOT
+from ..resources import ROOT, find_by_id
 from ..schemas import accounts as schemas
 from ..schemas.library import container_json
 from ..security.passwords import verify_password
@@ -52,13 +52,6 @@ def require_login(request) -> None:
     """Anonymous callers learn nothing about which accounts or groups exist."""
     if request.identity is None:
         raise Unauthorized("Not Authorized")
-
-
-def get_by_id(request, model, value: str):
-    """The row of `model` with the id given in a URL, or None (also for ids no column holds)."""
-    if not value.isdigit() or len(value) > 18:
-        return None
-    return request.dbsession.get(model, int(value))
 
 
 def is_admin(request) -> bool:
@@ -224,7 +217,7 @@ def create_manual_token(context, request):
 
 
 def _token(context, request) -> Token:
-    token = get_by_id(request, Token, request.matchdict["token_id"])
+    token = find_by_id(request.dbsession, Token, request.matchdict["token_id"])
     if token is None or token.user_id != context.user.id:
         raise NotFound("Invalid token id.")
     return token
@@ -260,7 +253,7 @@ def _readable_stars(request, user: User) -> list[dict]:
 
 
 def _container(request) -> Container:
-    container = get_by_id(request, Container, request.matchdict["container_id"])
+    container = find_by_id(request.dbsession, Container, request.matchdict["container_id"])
     if container is None:
         raise NotFound("container not found")
     return container

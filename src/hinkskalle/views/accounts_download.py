@@ -18,11 +18,12 @@ from ..errors import BadRequest, Denied, NotAcceptable, NotFound, Unauthorized
 from ..models import Image, Manifest
 from ..models.registry import SIF_MEDIA_TYPE
 from ..schemas import accounts as schemas
+from ..resources import find_by_id
 from ..security.permissions import Permission
 from ..security.tokens import sign, unsign
 from ..services import accounts
 from ..services.registry import find_image, record_pull
-from .accounts import get_by_id, is_admin
+from .accounts import is_admin
 from .common import blob_response, read_json, service_url
 
 AUDIENCE = "hinkskalle-download"
@@ -43,7 +44,7 @@ class DownloadGrant:
 
 
 def _find(request, kind: str, object_id: str):
-    found = get_by_id(request, MODELS[kind], object_id)
+    found = find_by_id(request.dbsession, MODELS[kind], object_id)
     if found is None:
         raise NotFound(f"{kind} {object_id} not found")
     return found

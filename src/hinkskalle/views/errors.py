@@ -79,6 +79,12 @@ def http_exception(exc, request):
     return render_error(request, RegistryError(exc.title, status=exc.code, code="UNSUPPORTED"))
 
 
+@exception_view_config(UnicodeDecodeError)
+def undecodable(exc, request):
+    # webob decodes query strings and form bodies lazily, on first access, as UTF-8.
+    return render_error(request, RegistryError("request is not valid UTF-8", status=400, code="UNSUPPORTED"))
+
+
 @exception_view_config(Exception)
 def internal_error(exc, request):
     log.exception("unhandled error on %s %s", request.method, request.path)

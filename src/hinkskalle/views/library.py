@@ -19,7 +19,7 @@ from ..models import Collection, Container, Entity, Image, Tag, User
 from ..models.meta import utcnow
 from ..models.names import InvalidName, check_name
 from ..models.registry import SIF_MEDIA_TYPE
-from ..resources import Root, find_container, find_entity
+from ..resources import Root, find_by_id, find_container, find_entity
 from ..schemas import library as schemas
 from ..security.permissions import Permission
 from ..security.tokens import sign, unsign
@@ -93,7 +93,7 @@ def collection_factory(request):
 
 def _by_id(request, model, key: str, label: str):
     raw = request.matchdict[key]
-    found = request.dbsession.get(model, int(raw)) if raw.isdigit() else None
+    found = find_by_id(request.dbsession, model, raw)
     if found is None:
         raise NotFound(f"{label} {raw} not found")
     return found
@@ -154,7 +154,7 @@ def _ok():
 def _lookup_by_id(request, model, raw, label: str):
     if not raw:
         raise BadRequest("JSON body parameters are invalid.", errors={label: "Missing data for required field."})
-    found = request.dbsession.get(model, int(raw)) if str(raw).isdigit() else None
+    found = find_by_id(request.dbsession, model, raw)
     if found is None:
         raise NotFound(f"{label} {raw} not found")
     return found
@@ -598,7 +598,7 @@ def _point_tag(request, container: Container, image: Image, name: str, arch: str
 
 
 def _image_of(request, container: Container, image_id) -> Image:
-    image = request.dbsession.get(Image, int(image_id)) if isinstance(image_id, str) and image_id.isdigit() else None
+    image = find_by_id(request.dbsession, Image, image_id) if isinstance(image_id, str) else None
     if image is None or image.container_id != container.id:
         raise NotFound(f"Image {image_id} not found for container {container.id}")
     return image
