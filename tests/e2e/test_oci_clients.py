@@ -13,26 +13,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from waitress.channel import HTTPChannel
 
+from hinkskalle.server import use_plain_http_channel
 from hinkskalle.testing import LiveServer, require_tool, run
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "geheim-e2e"
-
-
-class PlainHTTPChannel(HTTPChannel):
-    """Closes connections that open with a TLS handshake at once.
-
-    Container clients try https first even for insecure registries; waitress would wait
-    for a request line and the client only gives up after its 10 s handshake timeout.
-    """
-
-    def received(self, data):
-        if data[:1] == b"\x16" and not self.requests and self.request is None:
-            self.close()
-            return False
-        return super().received(data)
 
 
 @pytest.fixture
@@ -42,7 +28,7 @@ def registry(app, factory, db):
         factory.entity(name, owner=factory.user(name, password=PASSWORD))
     db.commit()
     server = LiveServer(app, threads=8)
-    server.server.channel_class = PlainHTTPChannel
+    use_plain_http_channel(server.server)
     try:
         yield f"127.0.0.1:{server.port}"
     finally:
