@@ -205,44 +205,62 @@ def collection_json(request, collection: Collection) -> dict:
     })
 
 
-def tag_maps(request, container: Container) -> tuple[dict, dict]:
+def container_stats(request, container_ids) -> dict[int, dict]:
+    """Tags, image count, image types and stars of many containers in four queries (list
+    endpoints render hundreds of containers; one query each per container would not do)."""
+    from ..models import user_stars
+    ids = list(set(container_ids))
+    stats = {i: {"tags": [], "size": 0, "types": set(), "stars": 0} for i in ids}
+    if not ids:
+        return stats
+    session = request.dbsession
+    visible = (Image.container_id.in_(ids), Image.hidden.is_(False))
+    for cid, name, arch, image_id in session.execute(
+            select(Tag.container_id, Tag.name, Tag.arch, Tag.image_id)
+            .where(Tag.container_id.in_(ids), Tag.image_id.is_not(None)).order_by(Tag.id)):
+        stats[cid]["tags"].append((name, arch, image_id))
+    for cid, count in session.execute(select(Image.container_id, func.count()).where(
+            *visible, Image.upload_state == "completed").group_by(Image.container_id)):
+        stats[cid]["size"] = int(count)
+    for cid, media_type in session.execute(select(Image.container_id, Image.media_type).where(*visible).distinct()):
+        stats[cid]["types"].add(media_type)
+    for cid, count in session.execute(select(user_stars.c.container_id, func.count())
+                                      .where(user_stars.c.container_id.in_(ids)).group_by(user_stars.c.container_id)):
+        stats[cid]["stars"] = int(count)
+    return stats
+
+
+def _stats_of(request, container: Container, stats: dict | None) -> dict:
+    return stats[container.id] if stats is not None else container_stats(request, [container.id])[container.id]
+
+
+def tag_maps(request, container: Container, stats: dict | None = None) -> tuple[dict, dict]:
     """(imageTags for the default arch, archTags for all arches); tags without image are left out."""
     default_arch = request.registry.settings["hinkskalle.default_arch"]
     image_tags: dict[str, str] = {}
     arch_tags: dict[str, dict[str, str]] = {}
-    tags = request.dbsession.scalars(select(Tag).where(Tag.container_id == container.id,
-                                                       Tag.image_id.is_not(None))).all()
-    for tag in tags:
-        arch_tags.setdefault(tag.arch, {})[tag.name] = str(tag.image_id)
-        if tag.arch == default_arch:
-            image_tags[tag.name] = str(tag.image_id)
+    for name, arch, image_id in _stats_of(request, container, stats)["tags"]:
+        arch_tags.setdefault(arch, {})[name] = str(image_id)
+        if arch == default_arch:
+            image_tags[name] = str(image_id)
     return image_tags, arch_tags
 
 
-def _container_type(request, container: Container) -> str:
-    types = request.dbsession.scalars(
-        select(Image.media_type).where(Image.container_id == container.id, Image.hidden.is_(False))
-        .distinct()).all()
+def _container_type(types: set[str]) -> str:
     if len(types) != 1:
         return "mixed"
-    if types[0] == SIF_MEDIA_TYPE:
+    (media_type,) = types
+    if media_type == SIF_MEDIA_TYPE:
         return "singularity"
-    if types[0].startswith("application/vnd.docker.image.rootfs.diff"):
+    if media_type.startswith("application/vnd.docker.image.rootfs.diff"):
         return "docker"
     return "generic"
 
 
-def _stars(request, container: Container) -> int:
-    from ..models import user_stars
-    return int(request.dbsession.scalar(
-        select(func.count()).select_from(user_stars).where(user_stars.c.container_id == container.id)) or 0)
-
-
-def container_json(request, container: Container) -> dict:
-    image_tags, arch_tags = tag_maps(request, container)
-    size = request.dbsession.scalar(
-        select(func.count()).select_from(Image).where(
-            Image.container_id == container.id, Image.hidden.is_(False), Image.upload_state == "completed"))
+def container_json(request, container: Container, stats: dict | None = None) -> dict:
+    """`stats`: from container_stats() for a list of containers (loaded here if not given)."""
+    own = _stats_of(request, container, stats)
+    image_tags, arch_tags = tag_maps(request, container, {container.id: own})
     collection = container.collection
     return dict(_base(container, request), **{
         "name": container.name,
@@ -252,10 +270,10 @@ def container_json(request, container: Container) -> dict:
         "vcsUrl": container.vcs_url,
         "private": bool(container.private),
         "readOnly": bool(container.read_only),
-        "size": int(size or 0),
-        "type": _container_type(request, container),
+        "size": own["size"],
+        "type": _container_type(own["types"]),
         "downloadCount": container.download_count or 0,
-        "stars": _stars(request, container),
+        "stars": own["stars"],
         "usedQuota": container.used_quota or 0,
         "collection": str(collection.id),
         "collectionName": collection.name,
@@ -264,6 +282,12 @@ def container_json(request, container: Container) -> dict:
         "imageTags": image_tags,
         "archTags": arch_tags,
     })
+
+
+def containers_json(request, containers) -> list[dict]:
+    containers = list(containers)
+    stats = container_stats(request, [c.id for c in containers])
+    return [container_json(request, c, stats) for c in containers]
 
 
 def image_type(image: Image) -> str:
@@ -276,7 +300,8 @@ def image_type(image: Image) -> str:
     return "other"
 
 
-def image_json(request, image: Image) -> dict:
+def image_json(request, image: Image, stats: dict | None = None) -> dict:
+    """`stats`: from container_stats() for a list of images (loaded here if not given)."""
     container = image.container
     collection = container.collection
     return dict(_base(image, request), **{
@@ -294,7 +319,7 @@ def image_json(request, image: Image) -> dict:
         "type": image_type(image),
         "downloadCount": image.download_count or 0,
         "containerDownloads": container.download_count or 0,
-        "containerStars": _stars(request, container),
+        "containerStars": _stats_of(request, container, stats)["stars"],
         "expiresAt": timestamp(image.expires_at),
         "container": str(container.id),
         "containerName": container.name,
@@ -306,3 +331,9 @@ def image_json(request, image: Image) -> dict:
         "fingerprints": list(image.fingerprints or []),
         "scan": image.scan,   # recorded by scanner plugins (hinkskalle-scan), None if never scanned
     })
+
+
+def images_json(request, images) -> list[dict]:
+    images = list(images)
+    stats = container_stats(request, [i.container_id for i in images])
+    return [image_json(request, i, stats) for i in images]

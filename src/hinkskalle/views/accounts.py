@@ -19,7 +19,7 @@ from ..models import Container, Image, Token, User
 from ..models.meta import utcnow
 from ..resources import ROOT, find_by_id
 from ..schemas import accounts as schemas
-from ..schemas.library import container_json
+from ..schemas.library import containers_json
 from ..security.passwords import verify_password
 from ..security.permissions import Permission, user_principal
 from ..security.tokens import create_token
@@ -248,8 +248,8 @@ def delete_token(context, request):
 # -- stars ------------------------------------------------------------------------------
 
 def _readable_stars(request, user: User) -> list[dict]:
-    return [container_json(request, c) for c in sorted(user.starred, key=lambda c: c.id)
-            if request.has_permission(Permission.PULL, c)]
+    return containers_json(request, [c for c in sorted(user.starred, key=lambda c: c.id)
+                                     if request.has_permission(Permission.PULL, c)])
 
 
 def _container(request) -> Container:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pyramid.view import view_config
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..errors import BadRequest, NotAcceptable, NotFound, RegistryError
-from ..models import Adm, Tag
+from ..models import Adm, Collection, Container, Tag
 from ..models.meta import utcnow
 from ..models.registry import SIF_CONFIG_MEDIA_TYPE
 from ..schemas import accounts as schemas
-from ..schemas.library import container_json, image_type
+from ..schemas.library import container_json, container_stats, image_type
 from ..security.permissions import Permission
 from ..services import jobs
 from .common import read_json
@@ -39,17 +40,23 @@ def _manifest_type(manifest) -> str | None:
 def latest(request):
     """The containers with the newest tags (that the caller may pull), with all their tags."""
     tags = request.dbsession.scalars(select(Tag).order_by(Tag.created_at.desc(), Tag.id.desc())
-                                      .limit(LATEST_SCAN)).all()
+                                      .limit(LATEST_SCAN).options(
+                                          selectinload(Tag.image), selectinload(Tag.manifest),
+                                          selectinload(Tag.container).selectinload(Container.collection)
+                                          .selectinload(Collection.entity))).all()
     found: dict[int, dict] = {}
     for tag in tags:
         container = tag.container
         if container.id not in found:
             if len(found) >= LATEST_CONTAINERS or not request.has_permission(Permission.PULL, container):
                 continue
-            found[container.id] = {"container": container_json(request, container), "tags": []}
+            found[container.id] = {"container": container, "tags": []}
         found[container.id]["tags"].append({
             "name": tag.name, "arch": tag.arch,
             "imageType": image_type(tag.image) if tag.image is not None else None, "manifestType": _manifest_type(tag.manifest)})
+    stats = container_stats(request, found)
+    for entry in found.values():
+        entry["container"] = container_json(request, entry["container"], stats)
     return {"data": list(found.values())}
 
 

@@ -13,6 +13,7 @@ from pyramid.httpexceptions import HTTPPermanentRedirect, HTTPSeeOther
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from ..errors import BadRequest, Denied, NotAcceptable, NotFound, PreconditionFailed
 from ..models import Collection, Container, Entity, Image, Tag, User
@@ -334,8 +335,8 @@ _CONTAINER_FIELDS = {"description": "description", "fullDescription": "full_desc
 @view_config(route_name="library.collection_containers", request_method="GET", renderer="json",
              permission=Permission.BROWSE)
 def list_containers(context, request):
-    return {"data": [schemas.container_json(request, c) for c in sorted(context.containers, key=lambda c: c.name)
-                     if request.has_permission(Permission.BROWSE, c)]}
+    return {"data": schemas.containers_json(request, [c for c in sorted(context.containers, key=lambda c: c.name)
+                                                      if request.has_permission(Permission.BROWSE, c)])}
 
 
 @view_config(route_name="library.containers", request_method="POST", renderer="json",
@@ -393,7 +394,7 @@ def delete_container(context, request):
              permission=Permission.BROWSE)
 def list_images(context, request):
     images = [i for i in context.images if not i.hidden]
-    return {"data": [schemas.image_json(request, i) for i in sorted(images, key=lambda i: i.id)]}
+    return {"data": schemas.images_json(request, sorted(images, key=lambda i: i.id))}
 
 
 # -- images ---------------------------------------------------------------------------
@@ -689,11 +690,12 @@ def search(request):
 
     result = {"entity": [], "collection": [], "container": [], "image": []}
     if not images_only:
-        for model, key, render in ((Entity, "entity", schemas.entity_json),
-                                   (Collection, "collection", schemas.collection_json),
-                                   (Container, "container", schemas.container_json)):
+        each = (lambda render: lambda request, rows: [render(request, row) for row in rows])
+        for model, key, render in ((Entity, "entity", each(schemas.entity_json)),
+                                   (Collection, "collection", each(schemas.collection_json)),
+                                   (Container, "container", schemas.containers_json)):
             rows = session.scalars(select(model).where(*named(model)).order_by(model.id).limit(500)).all()
-            result[key] = [render(request, row) for row in rows if request.has_permission(Permission.BROWSE, row)]
+            result[key] = render(request, [row for row in rows if request.has_permission(Permission.BROWSE, row)])
     query = select(Image).join(Container).where(Image.hidden.is_(False), Image.upload_state == "completed")
     if value:
         query = query.where(or_(like(Container.name, value), Image.digest.startswith("sha256:" + value)))
@@ -705,7 +707,8 @@ def search(request):
         query = query.where(Image.arch.in_(arches))
     if (request.user_agent or "").lower().startswith(REDIRECTING_CLIENTS):
         query = query.where(Image.media_type == SIF_MEDIA_TYPE)
-    images = session.scalars(query.order_by(Image.id).limit(500)).all()
-    result["image"] = [schemas.image_json(request, i) for i in images
-                       if request.has_permission(Permission.PULL, i)]
+    # The permission check walks container, collection and entity of every image: load them together.
+    parents = selectinload(Image.container).selectinload(Container.collection).selectinload(Collection.entity)
+    images = session.scalars(query.order_by(Image.id).limit(500).options(selectinload(Image.tags), parents)).all()
+    result["image"] = schemas.images_json(request, [i for i in images if request.has_permission(Permission.PULL, i)])
     return {"data": result}

@@ -1,0 +1,37 @@
+"""List endpoints load per-container data in batches: their query count does not grow with
+the number of containers or images listed (no N+1 queries)."""
+import pytest
+from sqlalchemy import event
+
+from .conftest import add_image
+
+URLS = ["/v1/search?value=c", "/v1/latest", "/v1/containers/user.hase/coll", "/v1/users/user.hase/stars"]
+
+
+def _queries(testapp, engine, url, headers) -> int:
+    count = 0
+
+    def counted(*_):
+        nonlocal count
+        count += 1
+    event.listen(engine, "before_cursor_execute", counted)
+    try:
+        testapp.get(url, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+    return count
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_list_query_count_is_independent_of_size(testapp, users, factory, db, store, engine, url):
+    headers = users["headers"]["user"]
+    counts = []
+    for start, end in ((0, 2), (2, 12)):
+        for i in range(start, end):
+            container = factory.container(f"user.hase/coll/c{i}", owner=users["user"])
+            add_image(store, db, container, b"x%d" % i)
+            add_image(store, db, container, b"y%d" % i, tag="v1")
+            users["user"].starred.append(container)
+        db.commit()
+        counts.append(_queries(testapp, engine, url, headers))
+    assert counts[0] == counts[1]
