@@ -116,6 +116,26 @@ def test_forged_altered_expired_and_misused_links_are_refused(testapp, users, pr
     testapp.get(base + registry, status=401)
 
 
+def test_link_does_not_open_a_later_object_with_the_same_id(testapp, users, private, db, factory):
+    """Ids can come back (SQLite reuses the highest rowid after a delete): a link names the
+    object by id and digest."""
+    old = private["image"]
+    url = link(testapp, users["as_user"], "image", old.id)
+    image_id, container_id, size = old.id, old.container_id, old.size
+    db.delete(old)
+    db.flush()
+    db.add(Image(id=image_id, container_id=container_id, digest="sha256:" + "0" * 64, size=size,
+                 upload_state="completed", media_type=SIF_MEDIA_TYPE, owner=users["user"]))
+    db.commit()
+    testapp.get(url, status=406)
+
+
+def test_missing_image_data_is_404_not_500(testapp, users, private, settings):
+    url = link(testapp, users["as_user"], "image", private["image"].id)
+    BlobStore(settings["hinkskalle.storage.path"]).path(private["image"].digest).unlink()
+    testapp.get(url, status=404)
+
+
 def test_link_dies_with_its_signer(testapp, users, private, db):
     url = link(testapp, users["as_user"], "image", private["image"].id)
     testapp.put_json("/v1/users/user.hase", {"isActive": False}, headers=users["as_admin"])

@@ -59,7 +59,8 @@ def download_factory(kind: str):
         claims = unsign(request.registry.settings, temp_token, AUDIENCE)
         if claims is None:
             raise Unauthorized("Not Authorized")
-        if claims.get("type") != kind or claims.get("id") != str(target.id):
+        if claims.get("type") != kind or claims.get("id") != str(target.id) \
+                or claims.get("digest") != target.digest:
             raise NotAcceptable("download token is not valid for this object")
         signer = accounts.find_user(request.dbsession, str(claims.get("sub", "")))
         if signer is None or not signer.is_active:
@@ -90,7 +91,9 @@ def get_download_token(request):
         lifetime = data["exp"] - int(time.time())
         if lifetime <= 0:
             raise BadRequest("exp lies in the past")
-    token = sign(settings, {"id": str(target.id), "type": data["type"], "sub": username}, lifetime, AUDIENCE)
+    # The digest too: ids of deleted rows can come back (SQLite), the link must not follow them.
+    claims = {"id": str(target.id), "digest": target.digest, "type": data["type"], "sub": username}
+    token = sign(settings, claims, lifetime, AUDIENCE)
     path = "manifests/{}/download" if data["type"] == "manifest" else "download/images/{}"
     location = f"{service_url(request)}/v1/{path.format(target.id)}?temp_token={token}"
     request.response.status_int = 202
@@ -105,6 +108,8 @@ def _target(context):
 def _serve(request, container, image: Image, *, filename: str, manifest: Manifest | None = None):
     if not image.completed:
         raise NotAcceptable("image upload is not complete")
+    if not request.blobstore.exists(image.digest):
+        raise NotFound("image data is gone")
     record_pull(request, container, protocol="library", digest=image.digest, size=image.size,
                 media_type=image.media_type, target="image", image=image, manifest=manifest)
     return blob_response(request, request.blobstore.path(image.digest), image.size, headers={
