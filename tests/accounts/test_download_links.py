@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -132,7 +133,7 @@ def test_link_does_not_open_a_later_object_with_the_same_id(testapp, users, priv
 
 def test_missing_image_data_is_404_not_500(testapp, users, private, settings):
     url = link(testapp, users["as_user"], "image", private["image"].id)
-    BlobStore(settings["hinkskalle.storage.path"]).path(private["image"].digest).unlink()
+    os.unlink(BlobStore(settings["hinkskalle.storage.path"]).path(private["image"].digest))
     testapp.get(url, status=404)
 
 
