@@ -14,6 +14,9 @@ from ..errors import BadRequest
 from ..models import Group, Token, User
 from ..models.names import InvalidName, check_name
 from ..models.user import ROLES
+from .library import BIGINT_MAX, utc_datetime
+
+QUOTA_RANGE = colander.Range(min=0, max=BIGINT_MAX)
 
 
 def _name(node, value):
@@ -38,7 +41,7 @@ class UserCreateSchema(colander.MappingSchema):
     isActive = colander.SchemaNode(colander.Boolean(), missing=True)
     passwordDisabled = colander.SchemaNode(colander.Boolean(), missing=False)
     source = colander.SchemaNode(colander.String(), missing="local")
-    quota = colander.SchemaNode(colander.Integer(), missing=None, validator=colander.Range(min=0))
+    quota = colander.SchemaNode(colander.Integer(), missing=None, validator=QUOTA_RANGE)
 
 
 class RegisterSchema(colander.MappingSchema):
@@ -61,14 +64,14 @@ class UserUpdateSchema(colander.MappingSchema):
     isActive = colander.SchemaNode(colander.Boolean(), missing=colander.drop)
     passwordDisabled = colander.SchemaNode(colander.Boolean(), missing=colander.drop)
     source = colander.SchemaNode(colander.String(), missing=colander.drop)
-    quota = colander.SchemaNode(colander.Integer(), validator=colander.Range(min=0), missing=colander.drop)
+    quota = colander.SchemaNode(colander.Integer(), validator=QUOTA_RANGE, missing=colander.drop)
     # Read-only fields the frontend sends back with the object; ignored.
     id = colander.SchemaNode(colander.String(), missing=colander.drop)
 
 
 class TokenSchema(colander.MappingSchema):
     comment = colander.SchemaNode(colander.String(), missing=colander.drop)
-    expiresAt = colander.SchemaNode(colander.DateTime(), missing=colander.drop)
+    expiresAt = colander.SchemaNode(colander.DateTime(), missing=colander.drop, validator=utc_datetime)
 
 
 # Group names are free text, but must stay addressable in a URL path segment.
@@ -80,14 +83,14 @@ class GroupCreateSchema(colander.MappingSchema):
     name = colander.SchemaNode(colander.String(), validator=GROUP_NAME)
     email = colander.SchemaNode(colander.String(), validator=colander.Email())
     description = colander.SchemaNode(colander.String(), missing=None)
-    quota = colander.SchemaNode(colander.Integer(), missing=None, validator=colander.Range(min=0))
+    quota = colander.SchemaNode(colander.Integer(), missing=None, validator=QUOTA_RANGE)
 
 
 class GroupUpdateSchema(colander.MappingSchema):
     name = colander.SchemaNode(colander.String(), validator=GROUP_NAME, missing=colander.drop)
     email = colander.SchemaNode(colander.String(), validator=colander.Email(), missing=colander.drop)
     description = colander.SchemaNode(colander.String(), missing=colander.drop)
-    quota = colander.SchemaNode(colander.Integer(), validator=colander.Range(min=0), missing=colander.drop)
+    quota = colander.SchemaNode(colander.Integer(), validator=QUOTA_RANGE, missing=colander.drop)
     id = colander.SchemaNode(colander.String(), missing=colander.drop)
 
 
@@ -108,7 +111,8 @@ class DownloadTokenSchema(colander.MappingSchema):
     type = colander.SchemaNode(colander.String(), validator=colander.OneOf(("manifest", "image")))
     id = colander.SchemaNode(colander.String(), validator=colander.Regex(r"^\d{1,18}$", "must be a numeric id"))
     username = colander.SchemaNode(colander.String(), missing=None)
-    exp = colander.SchemaNode(colander.Integer(), missing=None)
+    # Unix time; at most the last second of year 9999 (datetimes end there).
+    exp = colander.SchemaNode(colander.Integer(), missing=None, validator=colander.Range(max=253402300799))
 
 
 class AdmSchema(colander.MappingSchema):

@@ -24,6 +24,17 @@ from ..security.permissions import Permission
 # -- strict JSON types ------------------------------------------------------------------
 
 
+BIGINT_MAX = 2**63 - 1   # the largest number a BIGINT column holds
+
+
+def utc_datetime(node, value: datetime) -> None:
+    """Validator: `value` has a UTC equivalent (an offset near year 1 or 9999 has none)."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise colander.Invalid(node, "Datetime out of range.") from None
+
+
 class JSONString(colander.String):
     """A JSON string (a number is an error, as ids must be strings); null is allowed."""
 
@@ -50,6 +61,8 @@ class JSONInt(colander.SchemaType):
             return colander.null
         if isinstance(cstruct, bool) or not isinstance(cstruct, int):
             raise colander.Invalid(node, "Not a valid integer.")
+        if not -BIGINT_MAX - 1 <= cstruct <= BIGINT_MAX:
+            raise colander.Invalid(node, "Number too large.")
         return cstruct
 
 
@@ -63,7 +76,9 @@ class JSONDateTime(colander.SchemaType):
             value = datetime.fromisoformat(str(cstruct).replace("Z", "+00:00"))
         except ValueError:
             raise colander.Invalid(node, "Not a valid datetime.") from None
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        value = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        utc_datetime(node, value)
+        return value
 
 
 def _name_validator(node, value):
