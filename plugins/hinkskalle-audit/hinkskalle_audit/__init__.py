@@ -52,32 +52,12 @@ def hinkskalle_configure(config):
         log.warning("hinkskalle-audit is installed but %s.path is not set: nothing is logged", PREFIX)
 
 
-def _write(event, registry) -> None:
+@hookimpl
+def hinkskalle_on_push(event, registry):
+    """Every event hook is this one function (each kind of event is handled alike)."""
     audit = registry.get(PREFIX) if registry is not None else None
     if audit is not None:
         audit.write(event)
 
 
-@hookimpl
-def hinkskalle_on_login(event, registry):
-    _write(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_push(event, registry):
-    _write(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_pull(event, registry):
-    _write(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_tag(event, registry):
-    _write(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_delete(event, registry):
-    _write(event, registry)
+hinkskalle_on_pull = hinkskalle_on_tag = hinkskalle_on_delete = hinkskalle_on_login = hinkskalle_on_push

@@ -136,32 +136,12 @@ def hinkskalle_configure(config):
         log.warning("hinkskalle-webhook is installed but %s.urls is not set: nothing is sent", PREFIX)
 
 
-def _send(event, registry) -> None:
+@hookimpl
+def hinkskalle_on_push(event, registry):
+    """Every event hook is this one function (each kind of event is handled alike)."""
     webhooks = registry.get(PREFIX) if registry is not None else None
     if webhooks is not None:
         webhooks.send(event)
 
 
-@hookimpl
-def hinkskalle_on_push(event, registry):
-    _send(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_pull(event, registry):
-    _send(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_tag(event, registry):
-    _send(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_delete(event, registry):
-    _send(event, registry)
-
-
-@hookimpl
-def hinkskalle_on_login(event, registry):
-    _send(event, registry)
+hinkskalle_on_pull = hinkskalle_on_tag = hinkskalle_on_delete = hinkskalle_on_login = hinkskalle_on_push
