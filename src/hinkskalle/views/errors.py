@@ -6,8 +6,9 @@ import logging
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from sqlalchemy.exc import DataError
 
-from ..errors import RegistryError, Unauthorized
+from ..errors import BadRequest, RegistryError, Unauthorized
 from .common import service_url
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,14 @@ def http_exception(exc, request):
 def undecodable(exc, request):
     # webob decodes query strings and form bodies lazily, on first access, as UTF-8.
     return render_error(request, RegistryError("request is not valid UTF-8", status=400, code="UNSUPPORTED"))
+
+
+@exception_view_config(DataError)
+def value_refused_by_database(exc, request):
+    # Input no column can hold (ids beyond 64 bits, NUL characters on PostgreSQL) is the
+    # client's mistake, not ours; views should catch it earlier, this keeps it from being a 500.
+    log.info("database refused a value on %s %s: %s", request.method, request.path, exc.orig)
+    return render_error(request, BadRequest("invalid value in the request"))
 
 
 @exception_view_config(Exception)
