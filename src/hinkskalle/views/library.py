@@ -33,6 +33,10 @@ HASH_REF = re.compile(r"^sha256\.([a-f0-9]{64})$")
 REDIRECTING_CLIENTS = ("singularity", "apptainer")
 
 
+def _library_cli(request) -> bool:
+    return (request.user_agent or "").lower().startswith(REDIRECTING_CLIENTS)
+
+
 # -- path redirects (reference 1.5) ---------------------------------------------------
 
 class DoubleSlashPredicate:
@@ -62,8 +66,7 @@ def slashes(request):
     if fixed != path:
         return HTTPPermanentRedirect(location=fixed + query)
     merged = re.sub(r"/{2,}", "/", path)
-    if request.method in ("GET", "HEAD") and merged.startswith("/v1/imagefile/") \
-            and (request.user_agent or "").lower().startswith(REDIRECTING_CLIENTS):
+    if request.method in ("GET", "HEAD") and merged.startswith("/v1/imagefile/") and _library_cli(request):
         # Library CLIs download without following redirects (they expect 200 or 303):
         # answer for the merged path right away.
         subrequest = request.copy()
@@ -194,10 +197,27 @@ def _new_owner(request, data: dict, default: User | None) -> User | None:
     return _owner_from(request, data, default)
 
 
+# JSON field -> attribute, per kind: what create and update bodies may set.
+_ENTITY_FIELDS = {"description": "description", "customData": "custom_data", "defaultPrivate": "default_private"}
+_COLLECTION_FIELDS = {"description": "description", "customData": "custom_data", "private": "private"}
+_CONTAINER_FIELDS = {"description": "description", "fullDescription": "full_description",
+                     "customData": "custom_data", "vcsUrl": "vcs_url", "private": "private",
+                     "readOnly": "read_only"}
+
+
 def _apply(obj, data: dict, fields: dict[str, str]) -> None:
     for key, attr in fields.items():
         if key in data:
             setattr(obj, attr, data[key])
+
+
+def _update(request, context, schema, fields: dict[str, str]) -> None:
+    """PUT of an entity, collection or container: owner (admins), fields, updatedAt."""
+    data = schemas.load(schema, read_json(request))
+    context.owner = _owner_from(request, data, context.owner)
+    _apply(context, data, fields)
+    context.updated_at = utcnow()
+    request.dbsession.flush()
 
 
 def _name(data: dict) -> str:
@@ -230,8 +250,7 @@ def create_entity(request):
     # Admins create entities on behalf of the user they are named after (or set createdBy).
     namesake = request.dbsession.scalar(select(User).where(User.username == name))
     entity = Entity(name=name, owner=_new_owner(request, data, namesake or user))
-    _apply(entity, data, {"description": "description", "customData": "custom_data",
-                          "defaultPrivate": "default_private"})
+    _apply(entity, data, _ENTITY_FIELDS)
     request.dbsession.add(entity)
     request.dbsession.flush()
     return {"data": schemas.entity_json(request, entity)}
@@ -247,12 +266,7 @@ def get_entity(context, request):
 
 @view_config(route_name="library.entity", request_method="PUT", renderer="json", permission=Permission.EDIT)
 def update_entity(context, request):
-    data = schemas.load(schemas.ENTITY_UPDATE, read_json(request))
-    context.owner = _owner_from(request, data, context.owner)
-    _apply(context, data, {"description": "description", "customData": "custom_data",
-                           "defaultPrivate": "default_private"})
-    context.updated_at = utcnow()
-    request.dbsession.flush()
+    _update(request, context, schemas.ENTITY_UPDATE, _ENTITY_FIELDS)
     return {"data": schemas.entity_json(request, context)}
 
 
@@ -288,7 +302,7 @@ def create_collection(request):
         raise PreconditionFailed(f"Collection {name} already exists in entity {entity.name}")
     collection = Collection(name=name, entity=entity,
                             owner=_new_owner(request, data, _sticky_owner(request, entity)))
-    _apply(collection, data, {"description": "description", "customData": "custom_data", "private": "private"})
+    _apply(collection, data, _COLLECTION_FIELDS)
     collection.private = bool(collection.private) or bool(entity.default_private)
     request.dbsession.add(collection)
     request.dbsession.flush()
@@ -308,11 +322,7 @@ def get_collection(context, request):
 @view_config(route_name="library.collection", request_method="PUT", renderer="json",
              permission=Permission.EDIT)
 def update_collection(context, request):
-    data = schemas.load(schemas.COLLECTION_UPDATE, read_json(request))
-    context.owner = _owner_from(request, data, context.owner)
-    _apply(context, data, {"description": "description", "customData": "custom_data", "private": "private"})
-    context.updated_at = utcnow()
-    request.dbsession.flush()
+    _update(request, context, schemas.COLLECTION_UPDATE, _COLLECTION_FIELDS)
     return {"data": schemas.collection_json(request, context)}
 
 
@@ -326,11 +336,6 @@ def delete_collection(context, request):
 
 
 # -- containers -----------------------------------------------------------------------
-
-_CONTAINER_FIELDS = {"description": "description", "fullDescription": "full_description",
-                     "customData": "custom_data", "vcsUrl": "vcs_url", "private": "private",
-                     "readOnly": "read_only"}
-
 
 @view_config(route_name="library.collection_containers", request_method="GET", renderer="json",
              permission=Permission.BROWSE)
@@ -370,11 +375,7 @@ def get_container(context, request):
 
 @view_config(route_name="library.container", request_method="PUT", renderer="json", permission=Permission.EDIT)
 def update_container(context, request):
-    data = schemas.load(schemas.CONTAINER_UPDATE, read_json(request))
-    context.owner = _owner_from(request, data, context.owner)
-    _apply(context, data, _CONTAINER_FIELDS)
-    context.updated_at = utcnow()
-    request.dbsession.flush()
+    _update(request, context, schemas.CONTAINER_UPDATE, _CONTAINER_FIELDS)
     return {"data": schemas.container_json(request, context)}
 
 
@@ -562,17 +563,13 @@ def pull_image(context, request):
     """Library CLIs get a 303 to a signed, Range-capable URL of this exact image (they fetch it in
     parallel ranges); other clients get the bytes directly (with Range and HEAD)."""
     _pullable(request, context)
-    agent = (request.user_agent or "").lower()
-    if request.method == "GET" and request.range is None and agent.startswith(REDIRECTING_CLIENTS):
-        registry.record_pull(request, context.container, protocol="library", digest=context.digest,
-                             size=context.size, media_type=context.media_type, target="image", image=context,
-                             reference=request.library_reference)
-        return HTTPSeeOther(location=_download_url(request, context))
     if _range_start(request) == 0:
-        # A download counts once: not per range of a parallel download.
+        # A download counts once: at the 303 or at the first range, not per range of a parallel download.
         registry.record_pull(request, context.container, protocol="library", digest=context.digest,
                              size=context.size, media_type=context.media_type, target="image", image=context,
                              reference=request.library_reference)
+    if request.method == "GET" and request.range is None and _library_cli(request):
+        return HTTPSeeOther(location=_download_url(request, context))
     return _serve(request, context)
 
 
@@ -705,7 +702,7 @@ def search(request):
         query = query.where(Image.signed.is_(True))
     if arches:
         query = query.where(Image.arch.in_(arches))
-    if (request.user_agent or "").lower().startswith(REDIRECTING_CLIENTS):
+    if _library_cli(request):
         query = query.where(Image.media_type == SIF_MEDIA_TYPE)
     # The permission check walks container, collection and entity of every image: load them together.
     parents = selectinload(Image.container).selectinload(Container.collection).selectinload(Collection.entity)
