@@ -1,5 +1,8 @@
 """Image metadata, downloads (HEAD, Range, signed 303), tags v1/v2, search, inspect, shub
 (reference 4.5-4.7, 4.9, 5)."""
+import time
+
+import jwt
 import pytest
 
 from hinkskalle.models import Image
@@ -299,3 +302,25 @@ def test_library_cli_gets_double_slash_pull_without_redirect(testapp, image):
     response = testapp.get("/v1/imagefile//user.hase/coll/cont:latest?arch=amd64", headers=agent, status=303)
     assert f":{H}?download_token=" in response.headers["Location"]
     assert testapp.get("/v1/imagefile//user.hase/coll/cont:latest?arch=amd64", status=308)
+
+
+def test_signed_redirect_token_opens_only_its_image(testapp, users, store, db, factory, settings):
+    """The 303 token names one image (id and digest), expires, and is no other kind of token."""
+    mine = factory.container("user.hase/priv/cont", owner=users["user"], private=True)
+    theirs = factory.container("other.hase/priv/cont", owner=users["other"], private=True)
+    add_image(store, db, mine, TINY)
+    add_image(store, db, theirs, TINY)   # same bytes, same hash: only the image id tells them apart
+    db.commit()
+    agent = {"User-Agent": "Singularity/4.1"}
+    location = testapp.get("/v1/imagefile/user.hase/priv/cont", headers=dict(agent, **users["headers"]["user"]),
+                           status=303).headers["Location"]
+    path = location.replace("http://localhost", "")
+    testapp.get(path.replace("/user.hase/", "/other.hase/"), status=403)
+    token = path.split("download_token=")[1]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    secret = settings["hinkskalle.secret_key"]
+    base = path.split("?")[0] + "?download_token="
+    for forged in (dict(claims, exp=int(time.time()) - 10), dict(claims, aud="hinkskalle-download"),
+                   dict(claims, aud="hinkskalle-registry")):
+        testapp.get(base + jwt.encode(forged, secret, algorithm="HS256"), status=403)
+    assert testapp.get(path).body == TINY
