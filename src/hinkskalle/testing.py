@@ -52,13 +52,8 @@ def migrate(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def db_url(request, tmp_path_factory):
-    url = request.config.getoption("--db-url")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not url:
-        url = f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
-    elif worker:
-        url = fresh_database(url, worker)   # one database per xdist worker
-    return url
+    """The test database: --db-url, or a private SQLite file (tests run in one process)."""
+    return request.config.getoption("--db-url") or f"sqlite:///{tmp_path_factory.mktemp('db')}/test.db"
 
 
 def fresh_database(url: str, suffix: str) -> str:
