@@ -21,6 +21,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from urllib.parse import urlsplit
 
 from hinkskalle import hookimpl
 from hinkskalle.config import SettingsError, as_int, as_list, as_str, plugin_settings
@@ -52,17 +53,20 @@ class Receiver:
 
     def __init__(self, url: str, options: dict):
         self.url = url
+        # For logs: receiver URLs often carry their secret (user:password, a token in the path).
+        parts = urlsplit(url)
+        self.label = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         self.options = options
         self.queue: queue.Queue = queue.Queue(maxsize=options["queue_size"])
         self._closing = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"webhook {url}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"webhook {self.label}", daemon=True)
         self.thread.start()
 
     def submit(self, kind: str, body: bytes) -> None:
         try:
             self.queue.put_nowait((kind, body))
         except queue.Full:
-            log.error("webhook %s: queue full, %s event not delivered: %s", self.url, kind, body.decode())
+            log.error("webhook %s: queue full, %s event not delivered: %s", self.label, kind, body.decode())
 
     def close(self, timeout: float = 10) -> None:
         """Stop the thread (pending retries are given up and logged as undelivered)."""
@@ -97,8 +101,8 @@ class Receiver:
                     response.read()
                 return
             except (urllib.error.URLError, OSError, ValueError) as err:
-                log.warning("webhook %s: attempt %d failed: %s", self.url, attempt + 1, err)
-        log.error("webhook %s: %s event not delivered: %s", self.url, kind, body.decode())
+                log.warning("webhook %s: attempt %d failed: %s", self.label, attempt + 1, err)
+        log.error("webhook %s: %s event not delivered: %s", self.label, kind, body.decode())
 
 
 class Webhooks:

@@ -181,6 +181,16 @@ def test_dead_receiver_is_logged_and_does_not_fail_the_push(testapp, headers, ca
     assert hashlib.sha256(b"for nobody").hexdigest() in undelivered(caplog)[0].getMessage()
 
 
+@pytest.mark.parametrize("urls", [[dead_url().replace("http://", "http://hook:pw-in-url@") + "/T0/path-token"]])
+def test_logs_do_not_show_credentials_or_paths_of_receiver_urls(testapp, headers, caplog, urls):
+    """Receiver URLs often carry their secret (user:password, a token in the path)."""
+    caplog.set_level(logging.WARNING, logger="hinkskalle_webhook")
+    push(testapp, headers, data=b"for nobody")
+    wait_until(lambda: undelivered(caplog))
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "pw-in-url" not in logged and "path-token" not in logged and "127.0.0.1" in logged
+
+
 def test_slow_receiver_does_not_slow_pushes(testapp, headers, receiver):
     receiver.release.clear()             # the receiver hangs until released
     for n in range(3):
