@@ -35,3 +35,17 @@ def test_list_query_count_is_independent_of_size(testapp, users, factory, db, st
         db.commit()
         counts.append(_queries(testapp, engine, url, headers))
     assert counts[0] == counts[1]
+
+
+def test_entity_and_collection_lists_query_count_is_independent_of_size(testapp, users, factory, db, engine):
+    headers = users["headers"]["admin"]
+    counts = []
+    for start, end in ((0, 2), (2, 12)):
+        for i in range(start, end):
+            owner = factory.user(f"u{i}")
+            factory.container(f"u{i}/coll/c", owner=owner)
+            factory.container(f"user.hase/coll{i}/c", owner=users["user"])
+        db.commit()
+        counts.append([_queries(testapp, engine, url, headers)
+                       for url in ("/v1/entities", "/v1/collections/user.hase", "/v1/search?value=u")])
+    assert counts[0] == counts[1]

@@ -227,12 +227,24 @@ def _name(data: dict) -> str:
         raise BadRequest("JSON body parameters are invalid.", errors={"name": str(err)}) from None
 
 
+# What the permission check and the JSON of each listed row read, loaded for all rows at once.
+_LIST_LOADS = {
+    Entity: (selectinload(Entity.owner), selectinload(Entity.group), selectinload(Entity.collections)),
+    Collection: (selectinload(Collection.owner), selectinload(Collection.containers),
+                 selectinload(Collection.entity).selectinload(Entity.owner),
+                 selectinload(Collection.entity).selectinload(Entity.group)),
+    Container: (selectinload(Container.owner), selectinload(Container.collection).selectinload(Collection.owner),
+                selectinload(Container.collection).selectinload(Collection.entity).selectinload(Entity.owner),
+                selectinload(Container.collection).selectinload(Collection.entity).selectinload(Entity.group)),
+}
+
+
 # -- entities -------------------------------------------------------------------------
 
 @view_config(route_name="library.entities", request_method="GET", renderer="json",
              permission=Permission.AUTHENTICATED)
 def list_entities(request):
-    entities = request.dbsession.scalars(select(Entity).order_by(Entity.name)).all()
+    entities = request.dbsession.scalars(select(Entity).order_by(Entity.name).options(*_LIST_LOADS[Entity])).all()
     return {"data": [schemas.entity_json(request, e) for e in entities
                      if request.has_permission(Permission.BROWSE, e)]}
 
@@ -284,7 +296,9 @@ def delete_entity(context, request):
 @view_config(route_name="library.entity_collections", request_method="GET", renderer="json",
              permission=Permission.BROWSE)
 def list_collections(context, request):
-    return {"data": [schemas.collection_json(request, c) for c in sorted(context.collections, key=lambda c: c.name)
+    collections = request.dbsession.scalars(select(Collection).where(Collection.entity_id == context.id)
+                                            .options(*_LIST_LOADS[Collection])).all()
+    return {"data": [schemas.collection_json(request, c) for c in sorted(collections, key=lambda c: c.name)
                      if request.has_permission(Permission.BROWSE, c)]}
 
 
@@ -691,7 +705,8 @@ def search(request):
         for model, key, render in ((Entity, "entity", each(schemas.entity_json)),
                                    (Collection, "collection", each(schemas.collection_json)),
                                    (Container, "container", schemas.containers_json)):
-            rows = session.scalars(select(model).where(*named(model)).order_by(model.id).limit(500)).all()
+            rows = session.scalars(select(model).where(*named(model)).order_by(model.id).limit(500)
+                                   .options(*_LIST_LOADS[model])).all()
             result[key] = render(request, [row for row in rows if request.has_permission(Permission.BROWSE, row)])
     query = select(Image).join(Container).where(Image.hidden.is_(False), Image.upload_state == "completed")
     if value:
