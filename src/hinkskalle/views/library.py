@@ -552,7 +552,8 @@ def _pullable(request, image: Image) -> None:
     if image.media_type != SIF_MEDIA_TYPE:
         raise NotAcceptable("Not a singularity image")
     if not request.blobstore.exists(image.digest):
-        image.upload_state = "broken"
+        # Not marked broken here: the error rolls the request's transaction back (GET of the
+        # image metadata marks it, see _check_present).
         raise NotFound("Image is not uploaded yet or already deleted.")
 
 
