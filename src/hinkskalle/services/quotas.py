@@ -9,7 +9,9 @@ from ..errors import QuotaExceeded
 from ..models import Collection, Container, Entity, Image, User
 
 
-def _distinct_size(session, *where) -> int:
+def _distinct_size(session, *where, exclude_digest: str | None = None) -> int:
+    if exclude_digest:
+        where += (Image.digest != exclude_digest,)
     per_digest = (select(Image.digest, func.max(Image.size).label("size"))
                   .join(Container, Image.container_id == Container.id)
                   .join(Collection, Container.collection_id == Collection.id)
@@ -19,17 +21,11 @@ def _distinct_size(session, *where) -> int:
 
 
 def user_usage(session, user: User, exclude_digest: str | None = None) -> int:
-    where = [Image.owner_id == user.id]
-    if exclude_digest:
-        where.append(Image.digest != exclude_digest)
-    return _distinct_size(session, *where)
+    return _distinct_size(session, Image.owner_id == user.id, exclude_digest=exclude_digest)
 
 
 def entity_usage(session, entity: Entity, exclude_digest: str | None = None) -> int:
-    where = [Collection.entity_id == entity.id]
-    if exclude_digest:
-        where.append(Image.digest != exclude_digest)
-    return _distinct_size(session, *where)
+    return _distinct_size(session, Collection.entity_id == entity.id, exclude_digest=exclude_digest)
 
 
 def check(session, user: User | None, entity: Entity, digest: str | None, size: int) -> None:
