@@ -7,7 +7,7 @@ request context, so the same ACL decides.
 from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from .errors import NameInvalid, NameUnknown, NotFound
@@ -42,7 +42,7 @@ def root_factory(request):
 
 
 def find_entity(dbsession, name: str) -> Entity | None:
-    return dbsession.scalar(select(Entity).where(func.lower(Entity.name) == name.lower()))
+    return dbsession.scalar(select(Entity).where(Entity.name == name.lower()))
 
 
 def find_by_id(dbsession, model, raw):
@@ -64,9 +64,9 @@ def find_container(dbsession, entity: str, collection: str, container: str) -> C
             parents.joinedload(Collection.owner),
             joinedload(Container.owner),
         ).where(
-            func.lower(Entity.name) == entity.lower(),
-            func.lower(Collection.name) == collection.lower(),
-            func.lower(Container.name) == container.lower()))
+            Entity.name == entity.lower(),
+            Collection.name == collection.lower(),
+            Container.name == container.lower()))
 
 
 def split_oci_name(name: str) -> tuple[str, str, str]:

@@ -12,7 +12,7 @@ from pyramid.authorization import Allow, Authenticated, Everyone
 from sqlalchemy import (JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..security.permissions import READ, WRITE, Permission, group_principal, user_principal
 from .meta import Base, BigInt, UTCDateTime, utcnow
@@ -32,11 +32,19 @@ UPLOAD_STATES = ("initialized", "uploading", "uploaded", "completed", "failed", 
 ManifestBytes = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
 
+class LowerCaseName:
+    """Names are stored lower-cased, so lookups compare with `=` and use the unique indexes."""
+
+    @validates("name")
+    def _lower_name(self, _key, value):
+        return value.lower() if isinstance(value, str) else value
+
+
 def _owner_aces(owner: User | None) -> list:
     return [(Allow, user_principal(owner.username), READ + WRITE)] if owner else []
 
 
-class Entity(Base):
+class Entity(LowerCaseName, Base):
     __tablename__ = "entity"
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
@@ -86,7 +94,7 @@ class Entity(Base):
         raise KeyError(name)
 
 
-class Collection(Base):
+class Collection(LowerCaseName, Base):
     __tablename__ = "collection"
     __table_args__ = (UniqueConstraint("entity_id", "name"),)
 
@@ -124,7 +132,7 @@ class Collection(Base):
         raise KeyError(name)
 
 
-class Container(Base):
+class Container(LowerCaseName, Base):
     __tablename__ = "container"
     __table_args__ = (UniqueConstraint("collection_id", "name"),)
 
