@@ -29,5 +29,8 @@ def current(url: str) -> str | None:
     from ..models import get_engine
 
     engine = get_engine({"sqlalchemy.url": url})
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
