@@ -22,6 +22,7 @@ def make_config(settings: dict) -> Configurator:
     config.include(".models")             # SQLAlchemy session joined to pyramid_tm
     config.include(".services.storage")   # content-addressed blob store
     config.include(".services.gc_lock")   # write requests hold off gc's removals until committed
+    config.include(".services.counters")  # download counters batched off the pull requests
     config.include(".plugins")            # plugin manager, request.hook, request.emit
     config.include(".security.policy")    # Authorization header -> identity -> principals
     config.include(".routes")             # every route of every protocol
@@ -54,7 +55,6 @@ def _create_schema_on_first_start(settings: dict) -> None:
     from sqlalchemy import inspect
     from sqlalchemy.exc import OperationalError
 
-    from .migrations import upgrade
     from .models import get_engine
     engine = get_engine(settings)
     try:
@@ -65,4 +65,5 @@ def _create_schema_on_first_start(settings: dict) -> None:
     finally:
         engine.dispose()
     if empty:
+        from .migrations import upgrade   # alembic costs ~12 MiB: only import it when needed
         upgrade(settings["sqlalchemy.url"])
