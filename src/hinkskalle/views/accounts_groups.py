@@ -9,9 +9,10 @@ from __future__ import annotations
 from pyramid.authorization import Allow
 from pyramid.view import view_config
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..errors import NotFound
-from ..models import Group, Membership
+from ..models import Entity, Group, Membership
 from ..models.meta import utcnow
 from ..models.user import ROLES
 from ..resources import ROOT
@@ -53,7 +54,10 @@ def render_group(request, group: Group) -> dict:
 @view_config(route_name="rest.groups", request_method="GET", renderer="json",
              permission=Permission.AUTHENTICATED)
 def list_groups(request):
-    query = select(Group).order_by(Group.name)
+    # group_json reads the entity, its collections and every member: load them for all groups at once.
+    query = select(Group).order_by(Group.name).options(
+        selectinload(Group.entity).selectinload(Entity.collections),
+        selectinload(Group.memberships).selectinload(Membership.user))
     if not is_admin(request):
         query = query.join(Membership).where(Membership.user_id == request.user.id)
     needle = request.params.get("name")
