@@ -49,6 +49,7 @@ class _Hashing:
     """A running sha256 over the first `offset` bytes of a partial upload."""
     offset: int
     hasher: "hashlib._Hash"
+    busy: bool = False        # a write_at is extending it right now
 
 
 class BlobStore:
@@ -186,15 +187,29 @@ class BlobStore:
         return written
 
     def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
-                 limit: int | None = None) -> tuple[int, str]:
+                 limit: int | None = None, expected_sha256: str | None = None) -> tuple[int, str]:
         """Write `chunks` into the partial upload at `offset`, for parts that arrive in any order
         or in parallel (library multipart); returns (bytes written, their sha256 hex).
 
-        Raises TooLarge when more than `limit` bytes arrive. The whole file is hashed again
-        when the upload is committed.
+        A part that continues the upload's running hash (parts in order) also advances it, once
+        its own sha256 matched `expected_sha256`, so committing needs no second read of it.
+        A write into bytes already hashed drops the running hash: the commit then re-reads
+        the file, so what is published is always what was hashed. Raises TooLarge when more
+        than `limit` bytes arrive.
         """
+        with self._lock:
+            running = self._hashing.get(upload_id)
+            if running is None and offset == 0:
+                running = self._hashing[upload_id] = _Hashing(0, hashlib.sha256())
+            feeding = running is not None and running.offset == offset and not running.busy
+            if feeding:
+                running.busy = True
+            elif running is not None and offset <= running.offset:
+                self._hashing.pop(upload_id, None)
+        candidate = running.hasher.copy() if feeding else None
         hasher = hashlib.sha256()
         written = 0
+        complete = False
         fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             for chunk in chunks:
@@ -205,27 +220,39 @@ class BlobStore:
                     count = os.pwrite(fd, view, position)
                     view, position = view[count:], position + count
                 hasher.update(chunk)
+                if candidate is not None:
+                    candidate.update(chunk)
                 written += len(chunk)
+            complete = True
         finally:
             os.close(fd)
-        self.forget_upload(upload_id)
+            if feeding:
+                with self._lock:
+                    running.busy = False
+                    if (complete and self._hashing.get(upload_id) is running and running.offset == offset
+                            and expected_sha256 in (None, hasher.hexdigest())):
+                        running.hasher, running.offset = candidate, offset + written
+                    elif not complete:
+                        self._hashing.pop(upload_id, None)
         return written, hasher.hexdigest()
 
     def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
+        """The running hash of the first `offset` bytes, catching up from the file if behind."""
         with self._lock:
             hashing = self._hashing.get(upload_id)
-            if hashing is None or hashing.offset != offset:
+            if hashing is None or hashing.offset > offset or hashing.busy:
                 hashing = _Hashing(0, hashlib.sha256())
-                path = self.upload_path(upload_id)
-                if offset and os.path.exists(path):
-                    with open(path, "rb") as handle:
-                        while hashing.offset < offset:
-                            chunk = handle.read(min(CHUNK, offset - hashing.offset))
-                            if not chunk:
-                                break
-                            hashing.hasher.update(chunk)
-                            hashing.offset += len(chunk)
-                self._hashing[upload_id] = hashing
+            path = self.upload_path(upload_id)
+            if hashing.offset < offset and os.path.exists(path):
+                with open(path, "rb") as handle:
+                    handle.seek(hashing.offset)
+                    while hashing.offset < offset:
+                        chunk = handle.read(min(CHUNK, offset - hashing.offset))
+                        if not chunk:
+                            break
+                        hashing.hasher.update(chunk)
+                        hashing.offset += len(chunk)
+            self._hashing[upload_id] = hashing
             return hashing
 
     def upload_digest(self, upload_id: str) -> str:

@@ -141,7 +141,8 @@ def _receive_part(request, part: UploadPart) -> tuple[int, str]:
     try:
         size, hexdigest = request.blobstore.write_at(upload.id, body_chunks(request),
                                                      (part.part_number - 1) * upload.part_size,
-                                                     limit=part.expected_size)
+                                                     limit=part.expected_size,
+                                                     expected_sha256=part.expected_sha256)
     except storage.TooLarge:
         raise Unprocessable(f"part {part.part_number} is larger than {part.expected_size} bytes") from None
     if size != part.expected_size:
