@@ -12,10 +12,11 @@ from pyramid.authorization import Allow
 from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ..errors import Denied, NotFound, PreconditionFailed, Unauthorized
 from ..events import LoginEvent
-from ..models import Container, Image, Token, User
+from ..models import Container, Entity, Group, Image, Membership, Token, User
 from ..models.meta import utcnow
 from ..resources import ROOT, find_by_id
 from ..schemas import accounts as schemas
@@ -105,7 +106,10 @@ def token_status(request):
 @view_config(route_name="rest.users", request_method="GET", renderer="json",
              permission=Permission.AUTHENTICATED)
 def list_users(request):
-    query = select(User).order_by(User.username)
+    # user_json reads every membership's group and its entity: load them for all users at once.
+    query = select(User).order_by(User.username).options(
+        selectinload(User.memberships).selectinload(Membership.group).selectinload(Group.entity)
+        .selectinload(Entity.collections))
     needle = request.params.get("username")
     if needle:
         escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
