@@ -49,3 +49,15 @@ def test_entity_and_collection_lists_query_count_is_independent_of_size(testapp,
         counts.append([_queries(testapp, engine, url, headers)
                        for url in ("/v1/entities", "/v1/collections/user.hase", "/v1/search?value=u")])
     assert counts[0] == counts[1]
+
+
+@pytest.mark.parametrize("url", ["/v1/users", "/v1/groups"])
+def test_user_and_group_lists_query_count_is_independent_of_size(testapp, users, factory, db, engine, url):
+    """user_json and group_json read memberships, groups, entities and collections."""
+    counts = []
+    for start, end in ((0, 2), (2, 12)):
+        for i in range(start, end):
+            factory.group(f"g{i}", members={factory.user(f"u{i}"): "admin", users["user"]: "readonly"})
+        db.commit()
+        counts.append(_queries(testapp, engine, url, users["headers"]["admin"]))
+    assert counts[0] == counts[1]
