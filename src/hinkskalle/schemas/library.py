@@ -272,11 +272,16 @@ def _container_type(types: set[str]) -> str:
     return "generic"
 
 
+def _parents(collection: Collection) -> dict:
+    """Ids and names of a collection and its entity, as containers and images show them."""
+    return {"collection": str(collection.id), "collectionName": collection.name,
+            "entity": str(collection.entity_id), "entityName": collection.entity.name}
+
+
 def container_json(request, container: Container, stats: dict | None = None) -> dict:
     """`stats`: from container_stats() for a list of containers (loaded here if not given)."""
     own = _stats_of(request, container, stats)
     image_tags, arch_tags = tag_maps(request, container, {container.id: own})
-    collection = container.collection
     return dict(_base(container, request), **{
         "name": container.name,
         "description": container.description,
@@ -290,10 +295,7 @@ def container_json(request, container: Container, stats: dict | None = None) -> 
         "downloadCount": container.download_count or 0,
         "stars": own["stars"],
         "usedQuota": container.used_quota or 0,
-        "collection": str(collection.id),
-        "collectionName": collection.name,
-        "entity": str(collection.entity_id),
-        "entityName": collection.entity.name,
+        **_parents(container.collection),
         "imageTags": image_tags,
         "archTags": arch_tags,
     })
@@ -318,7 +320,6 @@ def image_type(image: Image) -> str:
 def image_json(request, image: Image, stats: dict | None = None) -> dict:
     """`stats`: from container_stats() for a list of images (loaded here if not given)."""
     container = image.container
-    collection = container.collection
     return dict(_base(image, request), **{
         "hash": image.hash,
         "description": image.description,
@@ -338,10 +339,7 @@ def image_json(request, image: Image, stats: dict | None = None) -> dict:
         "expiresAt": timestamp(image.expires_at),
         "container": str(container.id),
         "containerName": container.name,
-        "collection": str(collection.id),
-        "collectionName": collection.name,
-        "entity": str(collection.entity_id),
-        "entityName": collection.entity.name,
+        **_parents(container.collection),
         "tags": sorted({tag.name for tag in image.tags}),
         "fingerprints": list(image.fingerprints or []),
         "scan": image.scan,   # recorded by scanner plugins (hinkskalle-scan), None if never scanned
