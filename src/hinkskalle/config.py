@@ -128,6 +128,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hinkskalle.oci_token_expiry", as_int, 300, "Lifetime of docker registry tokens in seconds."),
     Setting("hinkskalle.login_throttle", as_int, 5,
             "Failed logins per user and address within a minute before logins are slowed down."),
+    Setting("hinkskalle.counter_flush_interval", as_int, 5,
+            "Seconds between batched writes of download counters (pulls do not write); "
+            "0 = count in each pull's own transaction."),
     Setting("hinkskalle.plugins.disabled", as_list, [], "Names of plugins not to load."),
     Setting("hinkskalle.plugins.entrypoints", as_bool, True, "Load plugins from the 'hinkskalle' entry point group."),
     Setting("hinkskalle.ldap.enabled", as_bool, False, "Authenticate against LDAP."),

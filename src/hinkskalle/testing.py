@@ -182,6 +182,7 @@ def settings(engine, db_url, tmp_path, extra_plugins):
         "sqlalchemy.url": db_url,
         "hinkskalle.storage.path": str(tmp_path / "store"),
         "hinkskalle.secret_key": "test-secret",
+        "hinkskalle.counter_flush_interval": "0",    # counters visible right after a pull
     }
     values = load_settings(raw, environ={})
     values["hinkskalle.engine"] = engine

@@ -40,7 +40,35 @@ def get_engine(settings: dict, prefix: str = "sqlalchemy.") -> Engine:
     engine = engine_from_config(settings, prefix, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+# Execution option of connections that will write (see `for_writes`).
+WRITE_OPTION = "hinkskalle_write"
+
+
+def for_writes(engine: Engine) -> Engine:
+    """The engine for transactions that will write: on SQLite they begin with BEGIN IMMEDIATE.
+
+    A deferred SQLite transaction that read first cannot become a writer once another
+    connection has committed ("database is locked" at once, busy_timeout does not help);
+    taking the write lock at BEGIN makes such writers wait their turn instead. Readers keep
+    plain BEGIN and stay concurrent.
+    """
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_begin(conn):
+    # Writers: pysqlite's own BEGIN switched off and BEGIN IMMEDIATE emitted here (SQLAlchemy's
+    # pysqlite recipe). Readers keep pysqlite's default: no transaction until the first
+    # write, so each read sees the newest data, as before.
+    dbapi_connection = conn.connection.dbapi_connection
+    if conn.get_execution_options().get(WRITE_OPTION):
+        dbapi_connection.isolation_level = None
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        dbapi_connection.isolation_level = ""
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -58,14 +86,15 @@ def get_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def get_tm_session(session_factory: sessionmaker, transaction_manager, request=None) -> Session:
+def get_tm_session(session_factory: sessionmaker, transaction_manager, request=None, bind=None) -> Session:
     """A session joined to the transaction manager: committed or aborted with the request."""
-    session = session_factory(info={"request": request})
+    session = session_factory(info={"request": request}, **({"bind": bind} if bind is not None else {}))
     zope.sqlalchemy.register(session, transaction_manager=transaction_manager)
     return session
 
 
 def includeme(config):
+    from ..services.gc_lock import READ_ONLY_METHODS
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
     # Identity is resolved lazily by views; the tween must not trigger it (and its errors) early.
@@ -75,12 +104,16 @@ def includeme(config):
     session_factory = get_session_factory(engine)
     config.registry["dbsession_factory"] = session_factory
     config.registry["dbengine"] = engine
+    write_engine = for_writes(engine)
+    config.registry["dbwrite_session_factory"] = get_session_factory(write_engine)
 
     def dbsession(request):
         # Tests may hand in their own session through the environ.
         session = request.environ.get("hinkskalle.dbsession")
         if session is None:
-            session = get_tm_session(session_factory, request.tm, request=request)
+            writes = request.method not in READ_ONLY_METHODS
+            session = get_tm_session(session_factory, request.tm, request=request,
+                                     bind=write_engine if writes else None)
         return session
 
     config.add_request_method(dbsession, reify=True)

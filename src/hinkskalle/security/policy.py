@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.interfaces import ISecurityPolicy
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from zope.interface import implementer
 
 from ..errors import MalformedAuthorization, Unauthorized
-from ..models import User
+from ..models import Membership, User
 from ..services.accounts import LoginThrottle, guarded_login
 from .permissions import ADMIN_PRINCIPAL, Permission, group_principal, user_principal
 from .tokens import find_token, looks_like_jwt, slide_expiry, unsign
@@ -105,7 +106,10 @@ class HinkskallePolicy:
             claims = unsign(settings, credentials, REGISTRY_AUDIENCE)
             if claims is not None and not claims.get("sub"):
                 return None           # an anonymous registry token grants nothing
-            user = claims and request.dbsession.scalar(select(User).where(User.username == claims["sub"]))
+            # The memberships (for the principals) come in the same query.
+            user = claims and request.dbsession.scalars(select(User).options(
+                joinedload(User.memberships).joinedload(Membership.group)).where(
+                User.username == claims["sub"])).unique().one_or_none()
             if not user or not user.is_active:
                 raise Unauthorized("Not Authorized")
             scopes = {repo: set(actions) for repo, actions in claims.get("access", {}).items()}

@@ -211,10 +211,14 @@ def record_pull(request, container: Container, *, protocol: str, digest: str, si
     if request.method == "HEAD":
         return
     now = utcnow()
-    for counted in (container, image, manifest):
-        if counted is not None:
-            counted.download_count = (counted.download_count or 0) + 1
-            counted.latest_download = now
+    counted = [row for row in (container, image, manifest) if row is not None]
+    counter = request.registry["download_counter"]
+    if counter.interval > 0:
+        counter.add(counted, now)      # written later in a batch: pulls stay read-only
+    else:
+        for row in counted:
+            row.download_count = (row.download_count or 0) + 1
+            row.latest_download = now
     request.emit(event)
 
 

@@ -176,8 +176,7 @@ def tags_list(context, request):
 def catalog(request):
     """Repositories the caller may pull from or browse, by their full three-part name.
 
-    Paged in SQL by (entity, collection, container) name after `last`, so a page costs the
-    same at 10 or 100,000 repositories.
+    Ordered by (entity, collection, container) name and paged after `last` in SQL.
     """
     policy = request.registry.queryUtility(ISecurityPolicy)
     # The catalog lists what the account may see, whatever scopes a registry token names.
@@ -186,18 +185,68 @@ def catalog(request):
     if n == 0:
         return _json({"repositories": []}, {})
     limit = min(n or CATALOG_PAGE, CATALOG_PAGE)
-    columns = (Entity.name, Collection.name, Container.name)
-    query = (select(*columns).select_from(Container).join(Container.collection).join(Collection.entity)
-             .where(visible_containers(principals)).order_by(*columns).limit(limit + 1))
     last = request.GET.get("last")
-    if last is not None:
-        query = query.where(_after(columns, last.split("/", 2)))
-    names = ["/".join(row) for row in request.dbsession.execute(query)]
+    names = _catalog_page(request.dbsession, visible_containers(principals),
+                          last.split("/", 2) if last is not None else [], limit + 1)
     headers = {}
     if len(names) > limit:
         names = names[:limit]
         headers = _next_link("/v2/_catalog", limit, names[-1])
     return _json({"repositories": names}, headers)
+
+
+def _catalog_page(session, visible, last: list[str], count: int) -> list[str]:
+    """Up to `count` visible names after `last` (its 0-3 name parts), in name order.
+
+    Walks entity, collection and container names level by level, each a range on a
+    unique (parent, name) index, so a page costs the same at any number of repositories
+    (one query ordering all three names makes SQLite scan and sort every container).
+    """
+    names: list[str] = []
+
+    def take(collection_id, after=None):
+        query = (select(Entity.name, Collection.name, Container.name).select_from(Container)
+                 .join(Container.collection).join(Collection.entity)
+                 .where(Container.collection_id == collection_id, visible)
+                 .order_by(Container.name).limit(count - len(names)))
+        if after is not None:
+            query = query.where(Container.name > after)
+        names.extend("/".join(row) for row in session.execute(query))
+        return len(names) >= count
+
+    def collections(entity_id, after=None):
+        return _ordered_ids(session, Collection, Collection.entity_id == entity_id, after)
+
+    entity, collection, container = (last + [None, None, None])[:3]
+    if entity is not None:
+        found = session.scalar(select(Entity.id).where(Entity.name == entity))
+        if found is not None:
+            if collection is not None:
+                current = session.scalar(select(Collection.id).where(
+                    Collection.entity_id == found, Collection.name == collection))
+                if current is not None and take(current, container):
+                    return names
+            for collection_id in collections(found, collection):
+                if take(collection_id):
+                    return names
+    for entity_id in _ordered_ids(session, Entity, true(), entity):
+        for collection_id in collections(entity_id):
+            if take(collection_id):
+                return names
+    return names
+
+
+def _ordered_ids(session, model, where, after, batch: int = 100):
+    """Ids of `model` rows matching `where` with a name after `after`, in name order."""
+    while True:
+        query = select(model.id, model.name).where(where).order_by(model.name).limit(batch)
+        if after is not None:
+            query = query.where(model.name > after)
+        rows = session.execute(query).all()
+        yield from (row.id for row in rows)
+        if len(rows) < batch:
+            return
+        after = rows[-1].name
 
 
 def visible_containers(principals: list[str]):
@@ -222,15 +271,6 @@ def visible_containers(principals: list[str]):
     if groups:
         conditions.append(Entity.group_id.in_(select(Group.id).where(Group.name.in_(groups)).scalar_subquery()))
     return or_(*conditions) if conditions else false()
-
-
-def _after(columns, parts: list[str]):
-    """SQL condition: (columns) sort after (parts) as tuples (keyset pagination)."""
-    if not columns:
-        return false()          # equal is not after
-    if not parts:
-        return true()           # a longer name sorts after its prefix
-    return or_(columns[0] > parts[0], and_(columns[0] == parts[0], _after(columns[1:], parts[1:])))
 
 
 @view_config(route_name="oci.referrers", permission=Permission.OCI_PULL, request_method=("GET", "HEAD"))

@@ -1,0 +1,75 @@
+"""Manifest GETs are cheap: a few SELECTs, no writes; download counters are written in batches."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from hinkskalle.models import Container, Image, Manifest
+from hinkskalle.services.counters import DownloadCounter
+
+from .conftest import Client, sha
+from .test_token import basic
+
+NAME = "hase/coll/cont"
+
+
+@contextmanager
+def statements(engine):
+    """The SQL statements `engine` runs inside the block."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def batched(app) -> DownloadCounter:
+    """Swap the app's counter for one that only writes when flushed."""
+    counter = DownloadCounter(app.registry["dbwrite_session_factory"], interval=3600)
+    app.registry["download_counter"] = counter
+    return counter
+
+
+def test_manifest_get_with_registry_token_is_three_selects(app, testapp, hase, engine, db, factory, accounts):
+    _, digest = hase.push_image(NAME)
+    group = factory.group("herde", members={accounts["hase"][0]: "readonly", accounts["igel"][0]: "admin"})
+    factory.group("rudel", members={accounts["hase"][0]: "contributor"})
+    db.commit()
+    assert group.id
+    token = testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"},
+                        headers=basic("hase", "geheim")).json["token"]
+    client = Client(testapp, token)
+    counter = batched(app)
+    for reference in ("latest", digest):
+        with statements(engine) as seen:
+            client.get(f"/v2/{NAME}/manifests/{reference}")
+        selects = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+        assert len(selects) <= 3, seen
+        assert not [s for s in seen if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))], seen
+    # The pulls are counted once the batch is written.
+    assert db.scalar(select(Manifest.download_count).where(Manifest.digest == digest)) == 0
+    counter.flush()
+    db.expire_all()
+    assert db.scalar(select(Manifest.download_count).where(Manifest.digest == digest)) == 2
+    container = db.scalar(select(Container).where(Container.name == "cont"))
+    assert container.download_count == 2 and container.latest_download is not None
+
+
+def test_batched_counters_add_up_across_flushes(app, hase, db):
+    hase.push_blob(NAME, b"some layer")
+    counter = batched(app)
+    for _ in range(3):
+        hase.get(f"/v2/{NAME}/blobs/{sha(b'some layer')}")
+    hase.head(f"/v2/{NAME}/blobs/{sha(b'some layer')}")      # HEAD is no download
+    counter.flush()
+    hase.get(f"/v2/{NAME}/blobs/{sha(b'some layer')}")
+    counter.flush()
+    counter.flush()                                            # nothing pending: no change
+    image = db.scalar(select(Image).where(Image.digest == sha(b"some layer")))
+    assert image.download_count == 4
+    assert db.get(Container, image.container_id).download_count == 4
