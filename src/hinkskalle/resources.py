@@ -7,7 +7,7 @@ request context, so the same ACL decides.
 from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import contains_eager, joinedload
 
 from .errors import NameInvalid, NameUnknown, NotFound
@@ -54,19 +54,27 @@ def find_by_id(dbsession, model, raw):
     return dbsession.get(model, int(text))
 
 
-def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
+def _container_by_names():
     # The ACL walk needs the parents, their owners and the group: one query loads them all.
+    # Built once with bound parameters: constructing it per request cost as much as running it.
     parents = contains_eager(Container.collection)
-    return dbsession.scalar(
-        select(Container).join(Container.collection).join(Collection.entity).options(
-            parents.contains_eager(Collection.entity).joinedload(Entity.owner),
-            parents.contains_eager(Collection.entity).joinedload(Entity.group),
-            parents.joinedload(Collection.owner),
-            joinedload(Container.owner),
-        ).where(
-            Entity.name == entity.lower(),
-            Collection.name == collection.lower(),
-            Container.name == container.lower()))
+    return select(Container).join(Container.collection).join(Collection.entity).options(
+        parents.contains_eager(Collection.entity).joinedload(Entity.owner),
+        parents.contains_eager(Collection.entity).joinedload(Entity.group),
+        parents.joinedload(Collection.owner),
+        joinedload(Container.owner),
+    ).where(
+        Entity.name == bindparam("entity"),
+        Collection.name == bindparam("collection"),
+        Container.name == bindparam("container"))
+
+
+CONTAINER_BY_NAMES = _container_by_names()
+
+
+def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
+    return dbsession.scalar(CONTAINER_BY_NAMES, {
+        "entity": entity.lower(), "collection": collection.lower(), "container": container.lower()})
 
 
 def split_oci_name(name: str) -> tuple[str, str, str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.interfaces import ISecurityPolicy
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 from zope.interface import implementer
 
@@ -32,6 +32,11 @@ SCOPE_ACTIONS = {
     Permission.PUSH: "push",
     Permission.DELETE: "delete",
 }
+
+
+# A user with the memberships and groups of its principals, in one query (built once).
+USER_WITH_GROUPS = select(User).options(joinedload(User.memberships).joinedload(Membership.group)).where(
+    User.username == bindparam("username"))
 
 
 @dataclass
@@ -106,10 +111,8 @@ class HinkskallePolicy:
             claims = unsign(settings, credentials, REGISTRY_AUDIENCE)
             if claims is not None and not claims.get("sub"):
                 return None           # an anonymous registry token grants nothing
-            # The memberships (for the principals) come in the same query.
-            user = claims and request.dbsession.scalars(select(User).options(
-                joinedload(User.memberships).joinedload(Membership.group)).where(
-                User.username == claims["sub"])).unique().one_or_none()
+            user = claims and request.dbsession.scalars(
+                USER_WITH_GROUPS, {"username": claims["sub"]}).unique().one_or_none()
             if not user or not user.is_active:
                 raise Unauthorized("Not Authorized")
             scopes = {repo: set(actions) for repo, actions in claims.get("access", {}).items()}
