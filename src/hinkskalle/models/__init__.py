@@ -73,12 +73,15 @@ def _sqlite_begin(conn):
 
 def _sqlite_pragmas(dbapi_connection, _record):
     # WAL lets readers run beside the writer; foreign keys are off by default in SQLite;
-    # busy_timeout makes concurrent writers wait instead of failing at once.
+    # busy_timeout makes concurrent writers wait instead of failing at once. A SQLite write
+    # transaction lasts as long as storing its blob (seconds per GiB: waitress has spooled the
+    # body already), so pushes of big images take turns: wait up to 5 minutes for the lock.
+    # Sites with many concurrent pushes use PostgreSQL or MariaDB.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA busy_timeout=300000")
     cursor.close()
 
 
