@@ -127,3 +127,12 @@ def test_basic_at_base_returns_an_api_token(testapp, accounts):
 def test_post_base_refresh_token_compatibility(testapp, accounts):
     body = testapp.post("/v2/", {"refresh_token": accounts["hase"][1]}).json
     assert claims(body["access_token"])["sub"] == "hase"
+
+
+def test_registry_token_logins_are_login_events(testapp, hase, recorder):
+    testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"}, headers=basic("hase", "geheim"))
+    testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"})          # anonymous: no login
+    testapp.get("/v2/token", headers=basic("hase", "falsch"), status=401)
+    logins = recorder.of("login")
+    assert [(e.actor, e.success, e.method, e.protocol) for e in logins] == [
+        ("hase", True, "registry-token", "oci"), ("hase", False, "password", "oci")]

@@ -254,7 +254,8 @@ def guarded_login(request, username: str, secret: str, authenticate):
         throttle.succeeded(address, username)
         return identity
     throttle.failed(address, username)
-    event = LoginEvent(repository="", actor=username.lower(), address=address, protocol="library",
+    from ..views.errors import protocol
+    event = LoginEvent(repository="", actor=username.lower(), address=address, protocol=protocol(request),
                        success=False, method="password")
     pm = request.registry["plugin_manager"]
     request.add_finished_callback(lambda _request: plugins.deliver(pm, [event], request.registry))

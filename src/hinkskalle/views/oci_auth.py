@@ -15,6 +15,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from pyramid.view import view_config
 
 from ..errors import BadRequest, NameInvalid, Unauthorized
+from ..events import LoginEvent
 from ..models.meta import utcnow
 from ..resources import oci_container_factory, oci_push_factory, resolve_path, split_oci_name
 from ..security.permissions import Permission
@@ -111,6 +112,8 @@ def issue(request, identity: Identity | None, scopes, **extra) -> dict:
     claims = {"access": granted_access(request, scopes) if identity else {}}
     if identity is not None:
         claims["sub"] = identity.user.username
+        request.emit(LoginEvent(repository="", actor=identity.user.username, address=request.client_addr,
+                                protocol="oci", success=True, method="registry-token"))
     token = sign(settings, claims, lifetime, audience=REGISTRY_AUDIENCE)
     return _token_body(token, lifetime, **extra)
 
