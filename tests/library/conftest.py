@@ -51,6 +51,14 @@ def add_image(request_store, db, container, data: bytes, tag: str | None = "late
 
 
 @pytest.fixture
+def container(users, factory, db):
+    """user.hase/coll/cont, owned by user.hase."""
+    container = factory.container("user.hase/coll/cont", owner=users["user"])
+    db.commit()
+    return container
+
+
+@pytest.fixture
 def store(app):
     """The app's blob store (to put images in place without an upload)."""
     return app.registry["blobstore"]

@@ -12,13 +12,6 @@ TINY = fixture_bytes("tiny.sif")
 SIGNED = fixture_bytes("tiny_signed.sif")
 
 
-@pytest.fixture
-def container(users, factory, db):
-    container = factory.container("user.hase/coll/cont", owner=users["user"])
-    db.commit()
-    return container
-
-
 def test_27_28_v2_arch_scoped_removal(testapp, users, store, db, container):
     image = add_image(store, db, container, TINY, tag=None)
     db.commit()

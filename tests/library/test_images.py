@@ -15,13 +15,6 @@ H = f"sha256.{sha256(TINY)}"
 
 
 @pytest.fixture
-def container(users, factory, db):
-    container = factory.container("user.hase/coll/cont", owner=users["user"])
-    db.commit()
-    return container
-
-
-@pytest.fixture
 def image(store, db, container):
     image = add_image(store, db, container, TINY)
     db.commit()

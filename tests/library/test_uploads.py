@@ -9,13 +9,6 @@ TINY = fixture_bytes("tiny.sif")
 SIGNED = fixture_bytes("tiny_signed.sif")
 
 
-@pytest.fixture
-def container(users, factory, db):
-    container = factory.container("user.hase/coll/cont", owner=users["user"])
-    db.commit()
-    return container
-
-
 def new_image(testapp, users, container, data=TINY, who="user", status=200):
     response = testapp.post_json("/v1/images", {"hash": f"sha256.{sha256(data)}", "container": str(container.id),
                                                 "id": "", "uploaded": False, "description": ""},
