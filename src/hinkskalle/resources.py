@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import aliased
 
 from .errors import NameInvalid, NameUnknown, NotFound
-from .models import Collection, Container, Entity
+from .models import Collection, Container, Entity, Group, User
 from .models.names import OCI_COMPONENT
 from .security.permissions import ADMIN_PRINCIPAL, READ, WRITE, Permission, user_principal
 
@@ -55,14 +55,16 @@ def find_by_id(dbsession, model, raw):
 
 
 def _container_by_names():
-    # The ACL walk needs the parents, their owners and the group: one query loads them all.
-    # Built once with bound parameters: constructing it per request cost as much as running it.
-    parents = contains_eager(Container.collection)
-    return select(Container).join(Container.collection).join(Collection.entity).options(
-        parents.contains_eager(Collection.entity).joinedload(Entity.owner),
-        parents.contains_eager(Collection.entity).joinedload(Entity.group),
-        parents.joinedload(Collection.owner),
-        joinedload(Container.owner),
+    # The ACL walk needs the parents, their owners and the group. One flat row of all of them
+    # puts them in the session, where the many-to-one relationships find them without SQL:
+    # half the cost of eager-loading the same rows. Built once with bound parameters.
+    owners = [aliased(User) for _ in range(3)]
+    return select(Container, Collection, Entity, *owners, Group).join(Container.collection).join(
+        Collection.entity
+    ).outerjoin(owners[0], owners[0].id == Container.owner_id).outerjoin(
+        owners[1], owners[1].id == Collection.owner_id
+    ).outerjoin(owners[2], owners[2].id == Entity.owner_id).outerjoin(
+        Group, Group.id == Entity.group_id
     ).where(
         Entity.name == bindparam("entity"),
         Collection.name == bindparam("collection"),
@@ -73,8 +75,13 @@ CONTAINER_BY_NAMES = _container_by_names()
 
 
 def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
-    return dbsession.scalar(CONTAINER_BY_NAMES, {
-        "entity": entity.lower(), "collection": collection.lower(), "container": container.lower()})
+    row = dbsession.execute(CONTAINER_BY_NAMES, {
+        "entity": entity.lower(), "collection": collection.lower(), "container": container.lower()}).first()
+    if row is None:
+        return None
+    container = row[0]
+    container._loaded_with = row   # the session holds rows weakly: keep the parents from being dropped
+    return container
 
 
 def split_oci_name(name: str) -> tuple[str, str, str]:

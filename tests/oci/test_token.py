@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import jwt
+from sqlalchemy import delete
 
-from hinkskalle.security.policy import REGISTRY_AUDIENCE
+from hinkskalle.models import Membership
+from hinkskalle.security.policy import REGISTRY_AUDIENCE, Account, RegistryTokenCache
 
 from .conftest import Client, errors, sha
 
@@ -136,3 +139,76 @@ def test_registry_token_logins_are_login_events(testapp, hase, recorder):
     logins = recorder.of("login")
     assert [(e.actor, e.success, e.method, e.protocol) for e in logins] == [
         ("hase", True, "registry-token", "oci"), ("hase", False, "password", "oci")]
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def remembered_for(app, seconds: float) -> Clock:
+    """Give the app a registry-token cache of `seconds` on a clock the test moves."""
+    clock = Clock()
+    app.registry["registry_token_cache"] = RegistryTokenCache(seconds, clock=clock)
+    return clock
+
+
+def test_a_deactivated_user_is_refused_once_the_cache_has_forgotten_the_token(app, testapp, hase, accounts, db):
+    hase.push_blob(NAME, b"x")
+    clock = remembered_for(app, 5)
+    scoped = Client(testapp, testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"},
+                                         headers=basic("hase", "geheim")).json["token"])
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}")
+    accounts["hase"][0].is_active = False
+    db.commit()
+    clock.now += 4.9                  # still remembered: at most `ttl` seconds late
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}")
+    clock.now += 0.2
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}", status=401)
+
+
+def test_without_the_cache_a_deactivation_applies_at_once(app, testapp, hase, accounts, db):
+    hase.push_blob(NAME, b"x")
+    remembered_for(app, 0)
+    scoped = Client(testapp, testapp.get("/v2/token", params={"scope": f"repository:{NAME}:pull"},
+                                         headers=basic("hase", "geheim")).json["token"])
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}")
+    accounts["hase"][0].is_active = False
+    db.commit()
+    scoped.get(f"/v2/{NAME}/blobs/{sha(b'x')}", status=401)
+
+
+def test_group_changes_reach_a_remembered_token_after_the_ttl(app, testapp, igel, accounts, factory, db):
+    igel_user = accounts["igel"][0]
+    group = factory.group("herde", members={igel_user: "readonly"})
+    factory.container("herde/coll/private", private=True)
+    db.commit()
+    admin = Client(testapp, accounts["admin"][1])
+    admin.push_blob("herde/coll/private", b"secret")
+    clock = remembered_for(app, 5)
+    token = testapp.get("/v2/token", params={"scope": "repository:herde/coll/private:pull"},
+                        headers=basic("igel", "geheim")).json["token"]
+    assert claims(token)["access"] == {"herde/coll/private": ["pull"]}
+    member = Client(testapp, token)
+    member.get(f"/v2/herde/coll/private/blobs/{sha(b'secret')}")
+    db.execute(delete(Membership).where(Membership.group_id == group.id))
+    db.commit()
+    clock.now += 4
+    member.get(f"/v2/herde/coll/private/blobs/{sha(b'secret')}")       # remembered groups
+    clock.now += 2
+    member.get(f"/v2/herde/coll/private/blobs/{sha(b'secret')}", status=403)
+
+
+def test_a_remembered_token_never_outlives_its_expiry(app, testapp, hase):
+    clock = remembered_for(app, 3600)
+    cache = app.registry["registry_token_cache"]
+    account = Account(1, "hase", False, ())
+    cache.put("t", account, {"exp": time.time() + 2})
+    assert cache.get("t")[0] == account
+    clock.now += 2.5
+    assert cache.get("t") is None
+    cache.put("u", account, {"exp": time.time() - 1})
+    assert cache.get("u") is None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.interfaces import ISecurityPolicy
@@ -39,13 +40,82 @@ USER_WITH_GROUPS = select(User).options(joinedload(User.memberships).joinedload(
     User.username == bindparam("username"))
 
 
-@dataclass
+@dataclass(frozen=True)
+class Account:
+    """What permission checks need of a user; unlike a User row it may outlive its request."""
+    id: int
+    username: str
+    is_admin: bool
+    groups: tuple[tuple[str, str], ...]      # (group name, role)
+
+    @classmethod
+    def of(cls, user: User) -> Account:
+        return cls(user.id, user.username, user.is_admin,
+                   tuple((m.group.name, m.role) for m in user.memberships))
+
+
 class Identity:
-    user: User
-    method: str                      # "password", "token", "registry-token"
-    token: object | None = None
-    # For registry tokens: {repository path: {actions}}; None means not restricted.
-    scopes: dict[str, set[str]] | None = field(default=None)
+    """Who is calling: a User row, or an Account remembered from an earlier request (whose
+    row is then only loaded if a view asks for `user`)."""
+
+    def __init__(self, user: User | None, method: str, token=None,
+                 scopes: dict[str, set[str]] | None = None, *, account: Account | None = None, session=None):
+        self.method = method             # "password", "token", "registry-token"
+        self.token = token
+        # For registry tokens: {repository path: {actions}}; None means not restricted.
+        self.scopes = scopes
+        self._user, self._account, self._session = user, account, session
+
+    @property
+    def user(self) -> User:
+        if self._user is None:
+            self._user = self._session.get(User, self._account.id)
+            if self._user is None:       # deleted since its token was remembered
+                raise Unauthorized("Not Authorized")
+        return self._user
+
+    @property
+    def account(self) -> Account:
+        if self._account is None:
+            self._account = Account.of(self._user)
+        return self._account
+
+    @property
+    def username(self) -> str:
+        return (self._account or self._user).username
+
+
+class RegistryTokenCache:
+    """Registry tokens seen in the last few seconds, with their user's Account.
+
+    A docker client sends the same short-lived token with every request of a pull; checking
+    its signature and loading the user with its groups each time was a third of a manifest
+    GET. Entries live `ttl` seconds at most (never past the token's expiry), so deactivating
+    a user or changing its groups takes effect within that time; ttl 0 turns this off.
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, ttl: float, clock=time.monotonic):
+        self.ttl, self.clock = ttl, clock
+        self.entries: dict[str, tuple[float, Account, dict]] = {}
+
+    def get(self, token: str) -> tuple[Account, dict] | None:
+        entry = self.entries.get(token)
+        if entry is None:
+            return None
+        if entry[0] <= self.clock():
+            self.entries.pop(token, None)
+            return None
+        return entry[1], entry[2]
+
+    def put(self, token: str, account: Account, claims: dict) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self.entries) >= self.MAX_ENTRIES:
+            self.entries.clear()     # simplest bound; refilled within one round of requests
+        until = self.clock() + min(self.ttl, max(0.0, claims.get("exp", 0) - time.time()))
+        self.entries[token] = (until, account, claims)
 
 
 def parse_authorization(header: str | None) -> tuple[str, str] | None:
@@ -108,36 +178,46 @@ class HinkskallePolicy:
                 raise Unauthorized("Not Authorized")
             return identity
         if looks_like_jwt(credentials):
-            claims = unsign(settings, credentials, REGISTRY_AUDIENCE)
-            if claims is not None and not claims.get("sub"):
-                return None           # an anonymous registry token grants nothing
-            user = claims and request.dbsession.scalars(
-                USER_WITH_GROUPS, {"username": claims["sub"]}).unique().one_or_none()
-            if not user or not user.is_active:
-                raise Unauthorized("Not Authorized")
-            scopes = {repo: set(actions) for repo, actions in claims.get("access", {}).items()}
-            return Identity(user, "registry-token", scopes=scopes)
+            return self._registry_identity(request, credentials)
         token = find_token(request.dbsession, credentials)
         if token is None:
             raise Unauthorized("Not Authorized")
         slide_expiry(token, settings["hinkskalle.token_expiry"])
         return Identity(token.user, "token", token)
 
+    def _registry_identity(self, request, credentials: str) -> Identity | None:
+        cache = request.registry["registry_token_cache"]
+        known = cache.get(credentials)
+        if known is None:
+            claims = unsign(request.registry.settings, credentials, REGISTRY_AUDIENCE)
+            if claims is not None and not claims.get("sub"):
+                return None           # an anonymous registry token grants nothing
+            user = claims and request.dbsession.scalars(
+                USER_WITH_GROUPS, {"username": claims["sub"]}).unique().one_or_none()
+            if not user or not user.is_active:
+                raise Unauthorized("Not Authorized")
+            known = Account.of(user), claims
+            cache.put(credentials, *known)
+        account, claims = known
+        scopes = {repo: set(actions) for repo, actions in claims.get("access", {}).items()}
+        return Identity(None, "registry-token", scopes=scopes, account=account, session=request.dbsession)
+
     def authenticated_userid(self, request):
         identity = self.identity(request)
-        return identity.user.username if identity else None
+        return identity.username if identity else None
 
     def principals(self, request) -> list[str]:
         identity = self.identity(request)
         if identity is None:
             return [Everyone]
-        user = identity.user
-        principals = [Everyone, Authenticated, user_principal(user.username)]
-        if user.is_admin:
+        account = identity.account
+        principals = [Everyone, Authenticated, user_principal(account.username)]
+        if account.is_admin:
             principals.append(ADMIN_PRINCIPAL)
-        principals += [group_principal(m.group.name, m.role) for m in user.memberships]
-        for extra in request.hook.hinkskalle_principals(request=request, user=user):
-            principals += list(extra or ())
+        principals += [group_principal(name, role) for name, role in account.groups]
+        if request.hook.hinkskalle_principals.get_hookimpls():    # loads the user row: only if asked
+            for extra in request.hook.hinkskalle_principals(request=request, user=identity.user):
+                principals += list(extra or ())
         return principals
 
     def permits(self, request, context, permission):
@@ -167,7 +247,9 @@ def _authenticate_login(request, username: str, secret: str) -> Identity | None:
 
 def includeme(config):
     config.set_security_policy(HinkskallePolicy())
-    config.registry["login_throttle"] = LoginThrottle(config.get_settings()["hinkskalle.login_throttle"])
+    settings = config.get_settings()
+    config.registry["login_throttle"] = LoginThrottle(settings["hinkskalle.login_throttle"])
+    config.registry["registry_token_cache"] = RegistryTokenCache(settings["hinkskalle.registry_token_cache"])
     config.add_request_method(_authenticate_login, "authenticate_login")
     config.add_request_method(lambda request: (request.identity.user if request.identity else None),
                               "user", reify=True)

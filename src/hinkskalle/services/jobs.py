@@ -38,6 +38,10 @@ class JobRequest:
     client_addr: str | None = None
     events: list[Event] = field(default_factory=list)
 
+    @property
+    def authenticated_userid(self) -> str | None:
+        return self.user.username if self.user else None
+
     def emit(self, event: Event) -> None:
         self.events.append(event)
 

@@ -22,7 +22,7 @@ def event_fields(request, container: Container | str, protocol: str) -> dict:
     path = container if isinstance(container, str) else container.path
     return {
         "repository": path,
-        "actor": request.user.username if request.user else None,
+        "actor": request.authenticated_userid,
         "address": request.client_addr,
         "protocol": protocol,
     }
