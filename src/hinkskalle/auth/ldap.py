@@ -9,10 +9,7 @@ server cannot be reached, local accounts still log in and LDAP users get a 503.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import ldap3
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
+from typing import TYPE_CHECKING
 
 from ..errors import RegistryError, Unauthorized
 from ..models import User
@@ -20,6 +17,11 @@ from ..models.meta import utcnow
 from ..models.names import InvalidName, check_name, slugify
 from ..plugins import hookimpl
 from ..services.accounts import AccountError, create_user, find_user, set_email
+
+# ldap3 (with pyasn1, ~5 MiB) is imported where it is used: most servers never talk to LDAP.
+if TYPE_CHECKING:
+    import ldap3
+
 
 class LdapUnavailable(RegistryError):
     status, code, message = 503, "UNAVAILABLE", "the LDAP server is not available"
@@ -44,15 +46,18 @@ class Directory:
                            for field in ("username", "email", "firstname", "lastname")}
 
     def _server(self) -> ldap3.Server:
+        import ldap3
         return ldap3.Server(self.settings["hinkskalle.ldap.url"].rstrip("/"), connect_timeout=self.timeout,
                             get_info=ldap3.NONE)
 
     def _connection(self, user: str | None, password: str | None) -> ldap3.Connection:
+        import ldap3
         return ldap3.Connection(self._server(), user=user or None, password=password or None,
                                 receive_timeout=self.timeout, read_only=True, raise_exceptions=False)
 
     def _service(self) -> ldap3.Connection:
         """A connection bound as the search account (anonymous without a bind DN)."""
+        from ldap3.core.exceptions import LDAPException
         try:
             conn = self._connection(self.settings["hinkskalle.ldap.bind_dn"],
                                     self.settings["hinkskalle.ldap.bind_password"])
@@ -68,6 +73,7 @@ class Directory:
     def search(self, ldap_filter: str) -> list[LdapProfile | str]:
         """Profiles of the entries matching `ldap_filter`; entries lacking a name or email
         come back as their DN (a string) so that callers can report them."""
+        from ldap3.core.exceptions import LDAPException
         conn = self._service()
         try:
             conn.search(self.settings["hinkskalle.ldap.base_dn"], ldap_filter,
@@ -94,12 +100,14 @@ class Directory:
                            firstname=first("firstname"), lastname=first("lastname"))
 
     def find_user(self, username: str) -> LdapProfile | None:
+        from ldap3.utils.conv import escape_filter_chars
         user_filter = self.settings["hinkskalle.ldap.user_filter"].replace(
             "{username}", escape_filter_chars(username))
         found = [p for p in self.search(user_filter) if isinstance(p, LdapProfile)]
         return found[0] if len(found) == 1 else None
 
     def check_password(self, dn: str, password: str) -> bool:
+        from ldap3.core.exceptions import LDAPException
         if not password:    # an empty password would be an anonymous bind, which "succeeds"
             return False
         try:
