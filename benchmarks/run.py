@@ -844,7 +844,7 @@ class Bench:
             log(f"{registry.label}: peak memory {peak_memory(registry):.0f} MiB {when}")
 
     def memory_figure(self, registries: list[Registry]) -> None:
-        self.figure("rss", "server peak memory (VmHWM; PSS for gunicorn's 2 processes)", "MiB",
+        self.figure("rss", "server peak memory (VmHWM; summed PSS for several processes)", "MiB",
                     "<= 100 MiB", "ours<=", 100.0)
         for registry in registries:
             if registry.proc.poll() is None:
@@ -891,8 +891,8 @@ def main(argv=None) -> int:
                         help="comma-separated workload groups")
     parser.add_argument("--ini", default=str(REPO_ROOT / "production.ini"),
                         help="base ini for our server (default production.ini)")
-    parser.add_argument("--servers", default="main,gunicorn",
-                        help="server sections of the ini to compare (default main,gunicorn)")
+    parser.add_argument("--servers", default="main,waitress",
+                        help="server sections of the ini to compare (default main,waitress)")
     parser.add_argument("--with-plugins", action="store_true",
                         help=f"keep the installed first-party plugins ({', '.join(OPTIONAL_PLUGINS)}) loaded")
     parser.add_argument("--src", default=None,

@@ -1,4 +1,4 @@
-"""`pserve` on the shipped ini files, as an operator runs it; waitress options valid for this waitress."""
+"""`pserve` on the shipped ini files, as an operator runs it; server options valid for the installed servers."""
 import configparser
 import socket
 import subprocess
@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from gunicorn.config import Config
 from waitress.adjustments import Adjustments
+
+from hinkskalle.server import PlainHTTPThreadWorker
 
 REPO = Path(__file__).resolve().parents[1]
 PSERVE = Path(sys.executable).parent / "pserve"
@@ -21,24 +24,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def server_options(ini: Path) -> dict:
+def server_options(ini: Path, section: str = "server:main") -> dict:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(ini)
-    return {key: value for key, value in parser["server:main"].items() if key != "use"}
+    return {key: value for key, value in parser[section].items() if key != "use"}
 
 
-@pytest.mark.parametrize("name", ["development.ini", "production.ini"])
-def test_waitress_options_are_valid(name):
-    options = server_options(REPO / name)
+@pytest.mark.parametrize("name, section", [("development.ini", "server:main"),
+                                           ("production.ini", "server:waitress")])
+def test_waitress_options_are_valid(name, section):
+    options = server_options(REPO / name, section)
     with warnings.catch_warnings():
         warnings.simplefilter("error")          # deprecated options count as wrong
         adjustments = Adjustments(**options)
     assert adjustments.max_request_body_size >= 100 * 1024**3   # a 100 GiB SIF fits
 
 
+def test_gunicorn_options_are_valid():
+    config = Config()
+    for key, value in server_options(REPO / "production.ini").items():
+        config.set(key, value)                  # unknown keys and bad values raise
+    assert config.worker_class_str == "hinkskalle.server.PlainHTTPThreadWorker"
+    assert config.worker_class is PlainHTTPThreadWorker
+    assert config.workers >= 2 and config.threads >= 8
+
+
 def test_production_listens_everywhere_and_logs_warnings():
-    options = server_options(REPO / "production.ini")
-    assert options["listen"].startswith("0.0.0.0:")
+    assert server_options(REPO / "production.ini")["bind"].startswith("0.0.0.0:")
+    assert server_options(REPO / "production.ini", "server:waitress")["listen"].startswith("0.0.0.0:")
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(REPO / "production.ini")
     assert parser["logger_root"]["level"] == "WARN"
@@ -76,6 +89,31 @@ def test_pserve_development_ini(make_ini, tmp_path):
         process.terminate()
         try:
             process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
+    port = free_port()
+    ini = make_ini("production.ini", server={"bind": f"127.0.0.1:{port}"},
+                   **{"hinkskalle.secret_key": "a-test-secret-of-enough-length-for-hs256!"})
+    process = subprocess.Popen([str(PSERVE), str(ini)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        response = wait_for(f"http://127.0.0.1:{port}/version", process)
+        assert response.status_code == 200 and response.json()["data"]["apiVersion"]
+        assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
+        # the master and its two workers
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) == 2
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
+            tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            assert tls.recv(100) == b""       # TLS is refused at once, not after a timeout
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)

@@ -1,6 +1,9 @@
-"""The waitress entry of the ini files closes TLS handshakes on its plain-HTTP port at once."""
+"""Both servers of the ini files close TLS handshakes on their plain-HTTP port at once."""
 import socket
+import subprocess
+import sys
 import threading
+import time
 
 from waitress import create_server
 
@@ -36,3 +39,54 @@ def test_tls_handshake_is_closed_at_once_and_http_still_works():
     finally:
         server.close()
         thread.join(timeout=5)
+
+
+GUNICORN_APP = '''
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(port: int, proc, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not listen on {port}")
+
+
+def test_gunicorn_worker_closes_tls_handshakes_at_once_and_serves_http(tmp_path):
+    (tmp_path / "tinyapp.py").write_text(GUNICORN_APP)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
+         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "tinyapp:app"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(port, proc)
+        hello = b"\x16\x03\x01\x01\x2c\x01\x00\x01\x28\x03\x03" + bytes(range(32, 250))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
+            started = time.monotonic()
+            tls.sendall(hello)
+            assert tls.recv(100) == b""      # closed, not left waiting for a request line
+            assert time.monotonic() - started < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+            plain.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := plain.recv(4096):
+                data += chunk
+            assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

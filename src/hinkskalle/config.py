@@ -126,6 +126,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hinkskalle.download_token_expiry", as_int, 86400, "Lifetime of download links in seconds."),
     Setting("hinkskalle.token_expiry", as_int, 86400, "Lifetime of login (auto) tokens, sliding, seconds."),
     Setting("hinkskalle.oci_token_expiry", as_int, 300, "Lifetime of docker registry tokens in seconds."),
+    Setting("hinkskalle.trusted_proxies", as_list, ["127.0.0.1", "::1"],
+            "Addresses of reverse proxies whose X-Forwarded-For header names the client "
+            "(login throttle, event addresses)."),
     Setting("hinkskalle.registry_token_cache", as_int, 5,
             "Seconds a registry token's user and groups are remembered between requests "
             "(deactivations and group changes apply after at most this long); 0 = check every request."),

@@ -1,20 +1,29 @@
-"""The waitress server entry for paste ini files (`use = egg:hinkskalle#waitress`).
+"""The servers of the paste ini files, each closing TLS handshakes on plain HTTP at once.
 
-Plain waitress, with one change for registries served over plain HTTP: container clients
-(podman, skopeo, buildah) try TLS first even for insecure registries, and waitress would
-wait for a request line until the client's 10 s handshake timeout. Such connections are
-closed at once, so the client falls back to HTTP immediately.
+Container clients (podman, skopeo, buildah) try TLS first even for registries configured as
+insecure, and an HTTP server would wait for a request line until the client's 10 s handshake
+timeout. Both servers here close such connections at once, so the client falls back to HTTP
+immediately:
+
+- `use = egg:hinkskalle#waitress`: waitress (one process; development.ini, small sites);
+- `use = egg:gunicorn#main` with `worker_class = hinkskalle.server.PlainHTTPThreadWorker`:
+  gunicorn's threaded worker (production.ini: several processes, request bodies streamed to
+  the app, blobs sent with sendfile(2)).
 """
 from __future__ import annotations
 
 import logging
+import socket
 
+from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, ThreadWorker
 from waitress import create_server
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 
 TLS_HANDSHAKE = b"\x16"   # first byte of a TLS ClientHello record
 
+
+# -- waitress ----------------------------------------------------------------------------
 
 class PlainHTTPChannel(HTTPChannel):
     def received(self, data):
@@ -39,3 +48,20 @@ def serve_paste(app, global_conf, **kw):
     server.print_listen("Serving on http://{}:{}")
     server.run()
     return 0
+
+
+# -- gunicorn ----------------------------------------------------------------------------
+
+class PlainHTTPThreadWorker(ThreadWorker):
+    """gunicorn's `gthread` worker, closing a new connection whose first byte starts TLS."""
+
+    def handle(self, conn):
+        # wait_for_data marks the connection ready, so the worker does not wait a second time.
+        if not conn.initialized and conn.wait_for_data(DEFAULT_WORKER_DATA_TIMEOUT):
+            try:
+                first = conn.sock.recv(1, socket.MSG_PEEK)
+            except OSError:
+                first = b""
+            if first == TLS_HANDSHAKE:
+                return False       # the worker closes connections it is not to keep
+        return super().handle(conn)

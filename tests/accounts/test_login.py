@@ -130,6 +130,30 @@ def test_repeated_failures_are_throttled(testapp, factory, db, extra_settings):
     login(testapp, "user.hase", "geheim", extra_environ={"REMOTE_ADDR": "10.0.0.2"})
 
 
+@pytest.mark.parametrize("extra_settings", [{"hinkskalle.login_throttle": 3}])
+def test_a_forged_forwarded_for_does_not_escape_the_throttle(testapp, factory, db, recorder, extra_settings):
+    factory.user("user.hase", password="geheim")
+    db.commit()
+    direct = {"REMOTE_ADDR": "10.0.0.9"}               # not a trusted proxy
+    for n in range(3):
+        login(testapp, "user.hase", "falsch", status=401,
+              extra_environ=dict(direct, HTTP_X_FORWARDED_FOR=f"192.0.2.{n}"))
+    login(testapp, "user.hase", "geheim", status=429,
+          extra_environ=dict(direct, HTTP_X_FORWARDED_FOR="192.0.2.99"))
+    assert {e.address for e in recorder.of("login")} == {"10.0.0.9"}
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_nearest_forwarded_address(testapp, factory, db, recorder):
+    factory.user("user.hase", password="geheim")
+    db.commit()
+    # The proxy (127.0.0.1, trusted by default) appends the address it saw; what the client
+    # itself put in front of it does not count.
+    login(testapp, "user.hase", "geheim",
+          extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "192.0.2.1, 198.51.100.7"})
+    login(testapp, "user.hase", "geheim", extra_environ={"REMOTE_ADDR": "127.0.0.1"})
+    assert [e.address for e in recorder.of("login")] == ["198.51.100.7", "127.0.0.1"]
+
+
 def test_success_resets_the_failure_count(testapp, factory, db):
     factory.user("user.hase", password="geheim")
     db.commit()

@@ -244,7 +244,7 @@ def guarded_login(request, username: str, secret: str, authenticate):
     the event or the log.
     """
     throttle: LoginThrottle = request.registry["login_throttle"]
-    address = request.client_addr
+    address = request.client_address
     throttle.check(address, username)
     try:
         identity = authenticate(request, username, secret)

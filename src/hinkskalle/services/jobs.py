@@ -35,7 +35,7 @@ class JobRequest:
     dbsession: object
     settings: dict
     user: object = None
-    client_addr: str | None = None
+    client_address: str | None = None
     events: list[Event] = field(default_factory=list)
 
     @property

@@ -23,7 +23,7 @@ def event_fields(request, container: Container | str, protocol: str) -> dict:
     return {
         "repository": path,
         "actor": request.authenticated_userid,
-        "address": request.client_addr,
+        "address": request.client_address,
         "protocol": protocol,
     }
 

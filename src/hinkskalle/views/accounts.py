@@ -90,7 +90,7 @@ def get_token(request):
     lifetime = request.registry.settings["hinkskalle.token_expiry"]
     token, secret = create_token(request.dbsession, user, source="auto", comment="login",
                                  expires_at=utcnow() + timedelta(seconds=lifetime))
-    request.emit(LoginEvent(repository="", actor=user.username, address=request.client_addr,
+    request.emit(LoginEvent(repository="", actor=user.username, address=request.client_address,
                             protocol="library", success=True, method="password"))
     return {"data": schemas.token_json(token, secret)}
 

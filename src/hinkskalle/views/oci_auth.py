@@ -112,7 +112,7 @@ def issue(request, identity: Identity | None, scopes, **extra) -> dict:
     claims = {"access": granted_access(request, scopes) if identity else {}}
     if identity is not None:
         claims["sub"] = identity.user.username
-        request.emit(LoginEvent(repository="", actor=identity.user.username, address=request.client_addr,
+        request.emit(LoginEvent(repository="", actor=identity.user.username, address=request.client_address,
                                 protocol="oci", success=True, method="registry-token"))
     token = sign(settings, claims, lifetime, audience=REGISTRY_AUDIENCE)
     return _token_body(token, lifetime, **extra)
