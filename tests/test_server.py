@@ -1,4 +1,8 @@
 """Both servers of the ini files close TLS handshakes on their plain-HTTP port at once."""
+import hashlib
+import http.client
+import json
+import os
 import socket
 import subprocess
 import sys
@@ -87,6 +91,61 @@ def test_gunicorn_worker_closes_tls_handshakes_at_once_and_serves_http(tmp_path)
             while chunk := plain.recv(4096):
                 data += chunk
             assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+BODY_APP = '''
+import hashlib, json
+
+def app(environ, start_response):
+    body = environ["wsgi.input"]
+    digest, count = hashlib.sha256(), 0
+    if environ["QUERY_STRING"] == "most":          # leaves 10 kB for the server to drain
+        want = int(environ["CONTENT_LENGTH"]) - 10000
+        while count < want:
+            data = body.read(min(65536, want - count))
+            digest.update(data)
+            count += len(data)
+    elif environ["QUERY_STRING"] == "lines":
+        for line in body:
+            digest.update(line)
+            count += len(line)
+    else:
+        while data := body.read(1 << 20):
+            digest.update(data)
+            count += len(data)
+    out = json.dumps({"sha": digest.hexdigest(), "n": count, "reader": type(body).__name__}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(out)))])
+    return [out]
+'''
+
+
+def test_gunicorn_worker_reads_large_bodies_from_the_socket_and_keeps_connections_sound(tmp_path):
+    (tmp_path / "bodyapp.py").write_text(BODY_APP)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
+         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "bodyapp:app"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    big = os.urandom(5 * 1024 * 1024 + 123).replace(b"\n", b"x")
+    big = big[:4_000_000] + b"\n" + big[4_000_001:]            # one line break for readline
+    small = b"a small body"
+    try:
+        _wait_for(port, proc)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)   # kept alive throughout
+
+        def post(query: str, body: bytes) -> dict:
+            connection.request("POST", "/?" + query, body=body)
+            return json.loads(connection.getresponse().read())
+
+        for query in ("", "lines", "most", ""):
+            reply = post(query, big)
+            sent = big[:len(big) - 10000] if query == "most" else big
+            assert reply == {"sha": hashlib.sha256(sent).hexdigest(), "n": len(sent), "reader": "SocketBody"}
+            # the next request on the connection starts where this body ended
+            assert post("", small) == {"sha": hashlib.sha256(small).hexdigest(), "n": len(small), "reader": "Body"}
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -49,6 +49,12 @@ func fail(err error) {
 	os.Exit(1)
 }
 
+// elapsed reports on stderr how long the library client's own call took (benchmarks read it:
+// the driver's start and the pull's final checksum are not part of the transfer).
+func elapsed(began time.Time) {
+	fmt.Fprintf(os.Stderr, "elapsed %.6f\n", time.Since(began).Seconds())
+}
+
 func emit(v interface{}) {
 	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
 		fail(err)
@@ -115,10 +121,12 @@ func main() {
 			fail(err)
 		}
 		defer f.Close()
+		began := time.Now()
 		done, err := lib.UploadImage(ctx, f, *ref, *arch, strings.Split(*tags, ","), "pushed by the e2e driver", nil)
 		if err != nil {
 			fail(err)
 		}
+		elapsed(began)
 		emit(done)
 	case "image":
 		img, err := lib.GetImage(ctx, *arch, *ref+":"+*tag)
@@ -131,6 +139,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
+		began := time.Now()
 		if *concurrent {
 			err = lib.ConcurrentDownloadImage(ctx, out, *arch, *ref, *tag,
 				&library.Downloader{Concurrency: 4, PartSize: *partSize, BufferSize: 32 * 1024}, nil)
@@ -143,6 +152,7 @@ func main() {
 		if err != nil {
 			fail(err)
 		}
+		elapsed(began)
 		emit(map[string]string{"sha256": fileSHA256(*file)})
 	case "tags":
 		// The library client keeps its tag calls internal (push uses them); read the v2
