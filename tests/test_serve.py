@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,47 +70,15 @@ def wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> reques
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
-def test_pserve_development_ini(make_ini, tmp_path):
-    port = free_port()
-    ini = make_ini(server={"listen": f"127.0.0.1:{port}"})
-    assert not (tmp_path / "data").exists()
-    process = subprocess.Popen([str(PSERVE), str(ini)], cwd=tmp_path, stdout=subprocess.DEVNULL,
+@contextmanager
+def pserve(ini: Path, port: int):
+    """`pserve INI` in the ini's folder until the block ends; yields it once /version answers."""
+    process = subprocess.Popen([str(PSERVE), str(ini)], cwd=ini.parent, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
         response = wait_for(f"http://127.0.0.1:{port}/version", process)
         assert response.status_code == 200 and response.json()["data"]["apiVersion"]
-        # first start made the data folder: the database with its schema, and the blob store
-        assert (tmp_path / "data" / "hinkskalle.db").is_file()
-        assert (tmp_path / "data" / "blobs").is_dir()
-        login = requests.post(f"http://127.0.0.1:{port}/v1/get-token", json={"username": "nobody",
-                                                                             "password": "x"}, timeout=10)
-        assert login.status_code == 401 and login.json()["message"]
-        assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
-    port = free_port()
-    ini = make_ini("production.ini", server={"bind": f"127.0.0.1:{port}"},
-                   **{"hinkskalle.secret_key": "a-test-secret-of-enough-length-for-hs256!"})
-    process = subprocess.Popen([str(PSERVE), str(ini)], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        response = wait_for(f"http://127.0.0.1:{port}/version", process)
-        assert response.status_code == 200 and response.json()["data"]["apiVersion"]
-        assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
-        # the master and its two workers
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert len(children) == 2
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
-            tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-            assert tls.recv(100) == b""       # TLS is refused at once, not after a timeout
+        yield process
     finally:
         process.terminate()
         try:
@@ -117,3 +86,34 @@ def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def test_pserve_development_ini(make_ini, tmp_path):
+    port = free_port()
+    ini = make_ini(server={"listen": f"127.0.0.1:{port}"})
+    assert not (tmp_path / "data").exists()
+    with pserve(ini, port):
+        # first start made the data folder: the database with its schema, and the blob store
+        assert (tmp_path / "data" / "hinkskalle.db").is_file()
+        assert (tmp_path / "data" / "blobs").is_dir()
+        login = requests.post(f"http://127.0.0.1:{port}/v1/get-token", json={"username": "nobody",
+                                                                             "password": "x"}, timeout=10)
+        assert login.status_code == 401 and login.json()["message"]
+        assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
+
+
+def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
+    port = free_port()
+    ini = make_ini("production.ini", server={"bind": f"127.0.0.1:{port}"},
+                   **{"hinkskalle.secret_key": "a-test-secret-of-enough-length-for-hs256!"})
+    with pserve(ini, port) as process:
+        assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
+        # the master and its two workers (the second may still be starting when the first answers)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        deadline = time.monotonic() + 30
+        while len(children.read_text().split()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(children.read_text().split()) == 2
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
+            tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            assert tls.recv(100) == b""       # TLS is refused at once, not after a timeout

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 from waitress import create_server
 
@@ -27,19 +28,25 @@ def _serve():
     return server, thread
 
 
+def assert_tls_closed_at_once_and_http_served(port: int) -> None:
+    hello = b"\x16\x03\x01\x01\x2c\x01\x00\x01\x28\x03\x03" + bytes(range(32, 250))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
+        started = time.monotonic()
+        tls.sendall(hello)
+        assert tls.recv(100) == b""      # closed, not left waiting for a request line
+        assert time.monotonic() - started < 3
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+        plain.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := plain.recv(4096):
+            data += chunk
+        assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
+
+
 def test_tls_handshake_is_closed_at_once_and_http_still_works():
     server, thread = _serve()
-    port = server.socket.getsockname()[1]
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as tls:
-            tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
-            assert tls.recv(100) == b""      # closed, not left waiting for a request line
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
-            plain.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            data = b""
-            while chunk := plain.recv(4096):
-                data += chunk
-            assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
+        assert_tls_closed_at_once_and_http_served(server.socket.getsockname()[1])
     finally:
         server.close()
         thread.join(timeout=5)
@@ -70,30 +77,26 @@ def _wait_for(port: int, proc, seconds: float = 20) -> None:
     raise AssertionError(f"gunicorn did not listen on {port}")
 
 
-def test_gunicorn_worker_closes_tls_handshakes_at_once_and_serves_http(tmp_path):
-    (tmp_path / "tinyapp.py").write_text(GUNICORN_APP)
+@contextmanager
+def gunicorn_serving(folder, module_source: str):
+    """Our gunicorn worker on a free loopback port serving `app` of `module_source`; its port."""
+    (folder / "someapp.py").write_text(module_source)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
-         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "tinyapp:app"],
+         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(folder), "someapp:app"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(port, proc)
-        hello = b"\x16\x03\x01\x01\x2c\x01\x00\x01\x28\x03\x03" + bytes(range(32, 250))
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
-            started = time.monotonic()
-            tls.sendall(hello)
-            assert tls.recv(100) == b""      # closed, not left waiting for a request line
-            assert time.monotonic() - started < 3
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
-            plain.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            data = b""
-            while chunk := plain.recv(4096):
-                data += chunk
-            assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
+        yield port
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_gunicorn_worker_closes_tls_handshakes_at_once_and_serves_http(tmp_path):
+    with gunicorn_serving(tmp_path, GUNICORN_APP) as port:
+        assert_tls_closed_at_once_and_http_served(port)
 
 
 BODY_APP = '''
@@ -123,17 +126,10 @@ def app(environ, start_response):
 
 
 def test_gunicorn_worker_reads_large_bodies_from_the_socket_and_keeps_connections_sound(tmp_path):
-    (tmp_path / "bodyapp.py").write_text(BODY_APP)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
-         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(tmp_path), "bodyapp:app"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     big = os.urandom(5 * 1024 * 1024 + 123).replace(b"\n", b"x")
     big = big[:4_000_000] + b"\n" + big[4_000_001:]            # one line break for readline
     small = b"a small body"
-    try:
-        _wait_for(port, proc)
+    with gunicorn_serving(tmp_path, BODY_APP) as port:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)   # kept alive throughout
 
         def post(query: str, body: bytes) -> dict:
@@ -146,6 +142,3 @@ def test_gunicorn_worker_reads_large_bodies_from_the_socket_and_keeps_connection
             assert reply == {"sha": hashlib.sha256(sent).hexdigest(), "n": len(sent), "reader": "SocketBody"}
             # the next request on the connection starts where this body ended
             assert post("", small) == {"sha": hashlib.sha256(small).hexdigest(), "n": len(small), "reader": "Body"}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
