@@ -1,5 +1,7 @@
 """`pserve` on the shipped ini files, as an operator runs it; server options valid for the installed servers."""
 import configparser
+import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -102,7 +104,7 @@ def test_pserve_development_ini(make_ini, tmp_path):
         assert requests.get(f"http://127.0.0.1:{port}/v2/", timeout=10).status_code == 401
 
 
-def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
+def test_pserve_production_ini_serves_blobs_with_gunicorn_workers(make_ini, tmp_path):
     port = free_port()
     ini = make_ini("production.ini", server={"bind": f"127.0.0.1:{port}"},
                    **{"hinkskalle.secret_key": "a-test-secret-of-enough-length-for-hs256!"})
@@ -117,3 +119,39 @@ def test_pserve_production_ini_runs_gunicorn_workers(make_ini, tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as tls:
             tls.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
             assert tls.recv(100) == b""       # TLS is refused at once, not after a timeout
+        blob_push_and_pull_through(f"http://127.0.0.1:{port}", ini)
+
+
+def blob_push_and_pull_through(base: str, ini: Path) -> None:
+    """Bodies above 1 MiB (read from the socket by our gunicorn worker), chunked and whole,
+    and downloads (sendfile) whole and in ranges, on kept-alive connections."""
+    run = [str(PSERVE.parent / "hinkskalle"), "-c", str(ini)]
+    subprocess.run(run + ["user", "add", "hase", "--email", "hase@example.org", "--password", "geheim"],
+                   check=True, capture_output=True, timeout=120)
+    token = subprocess.run(run + ["token", "create", "hase"], check=True, capture_output=True, text=True,
+                           timeout=120).stdout.strip().splitlines()[-1]
+    blob = os.urandom(3 * 1024 * 1024 + 7)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with requests.Session() as session:
+        session.auth = ("hase", token)
+        whole = session.post(f"{base}/v2/hase/serve/whole/blobs/uploads/", params={"digest": digest},
+                             data=blob, timeout=60)
+        assert whole.status_code == 201, whole.text
+        start = session.post(f"{base}/v2/hase/serve/chunked/blobs/uploads/", timeout=60)
+        location, half = start.headers["Location"], len(blob) // 2
+        for begin, end in ((0, half), (half, len(blob))):
+            patch = session.patch(base + location if location.startswith("/") else location,
+                                  data=blob[begin:end], timeout=60,
+                                  headers={"Content-Range": f"{begin}-{end - 1}",
+                                           "Content-Type": "application/octet-stream"})
+            assert patch.status_code == 202, patch.text
+            location = patch.headers["Location"]
+        done = session.put(base + location if location.startswith("/") else location,
+                           params={"digest": digest}, timeout=60)
+        assert done.status_code == 201, done.text
+        for name in ("whole", "chunked"):
+            pulled = session.get(f"{base}/v2/hase/serve/{name}/blobs/{digest}", timeout=60)
+            assert pulled.status_code == 200 and pulled.content == blob
+            ranged = session.get(f"{base}/v2/hase/serve/{name}/blobs/{digest}", timeout=60,
+                                 headers={"Range": "bytes=1048576-2097151"})
+            assert ranged.status_code == 206 and ranged.content == blob[1048576:2097152]
