@@ -78,13 +78,13 @@ def _wait_for(port: int, proc, seconds: float = 20) -> None:
 
 
 @contextmanager
-def gunicorn_serving(folder, module_source: str):
+def gunicorn_serving(folder, module_source: str, *options: str):
     """Our gunicorn worker on a free loopback port serving `app` of `module_source`; its port."""
     (folder / "someapp.py").write_text(module_source)
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
-         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(folder), "someapp:app"],
+         "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(folder), *options, "someapp:app"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(port, proc)
@@ -97,6 +97,39 @@ def gunicorn_serving(folder, module_source: str):
 def test_gunicorn_worker_closes_tls_handshakes_at_once_and_serves_http(tmp_path):
     with gunicorn_serving(tmp_path, GUNICORN_APP) as port:
         assert_tls_closed_at_once_and_http_served(port)
+
+
+def _self_signed(folder):
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(timezone.utc)
+    cert = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(
+        1).not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(hours=1)).sign(key, hashes.SHA256())
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_gunicorn_worker_with_its_own_tls_keeps_tls_handshakes(tmp_path):
+    import ssl
+    cert, key = _self_signed(tmp_path)
+    with gunicorn_serving(tmp_path, GUNICORN_APP, "--certfile", cert, "--keyfile", key) as port:
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(4096):
+                data += chunk
+        assert data.startswith(b"HTTP/1.0 200") and data.endswith(b"ok")
 
 
 BODY_APP = '''

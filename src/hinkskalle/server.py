@@ -63,8 +63,9 @@ class PlainHTTPThreadWorker(ThreadWorker):
         self.wsgi = stream_large_bodies(self.wsgi)
 
     def handle(self, conn):
+        # Only on plain HTTP: with gunicorn's own TLS (certfile) a ClientHello is welcome.
         # wait_for_data marks the connection ready, so the worker does not wait a second time.
-        if not conn.initialized and conn.wait_for_data(DEFAULT_WORKER_DATA_TIMEOUT):
+        if not self.cfg.is_ssl and not conn.initialized and conn.wait_for_data(DEFAULT_WORKER_DATA_TIMEOUT):
             try:
                 first = conn.sock.recv(1, socket.MSG_PEEK)
             except OSError:
