@@ -145,9 +145,17 @@ def app(environ, start_response):
             digest.update(data)
             count += len(data)
     elif environ["QUERY_STRING"] == "lines":
-        for line in body:
+        while line := body.readline(None):
             digest.update(line)
             count += len(line)
+    elif environ["QUERY_STRING"] == "once":          # one read of the whole body, as WebOb does
+        data = body.read(int(environ["CONTENT_LENGTH"]))
+        digest.update(data)
+        count = len(data)
+    elif environ["QUERY_STRING"] == "all":
+        data = body.read()
+        digest.update(data)
+        count = len(data)
     else:
         while data := body.read(1 << 20):
             digest.update(data)
@@ -169,7 +177,7 @@ def test_gunicorn_worker_reads_large_bodies_from_the_socket_and_keeps_connection
             connection.request("POST", "/?" + query, body=body)
             return json.loads(connection.getresponse().read())
 
-        for query in ("", "lines", "most", ""):
+        for query in ("", "lines", "once", "all", "most", ""):
             reply = post(query, big)
             sent = big[:len(big) - 10000] if query == "most" else big
             assert reply == {"sha": hashlib.sha256(sent).hexdigest(), "n": len(sent), "reader": "SocketBody"}

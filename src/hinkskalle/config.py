@@ -9,6 +9,7 @@ reads ``DATABASE_URL``. Values are coerced to their declared type, so the string
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -76,6 +77,17 @@ def as_list(value: Any) -> list[str]:
     return [v for v in re.split(r"[\s,]+", str(value)) if v]
 
 
+def as_networks(value: Any) -> list[str]:
+    """Addresses or networks (127.0.0.1, ::1, 10.0.0.0/24)."""
+    entries = as_list(value)
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"expected IP addresses or networks, got {entry!r}") from None
+    return entries
+
+
 def as_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if text and not re.match(r"^https?://[^/\s]+", text):
@@ -126,9 +138,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hinkskalle.download_token_expiry", as_int, 86400, "Lifetime of download links in seconds."),
     Setting("hinkskalle.token_expiry", as_int, 86400, "Lifetime of login (auto) tokens, sliding, seconds."),
     Setting("hinkskalle.oci_token_expiry", as_int, 300, "Lifetime of docker registry tokens in seconds."),
-    Setting("hinkskalle.trusted_proxies", as_list, ["127.0.0.1", "::1"],
-            "Addresses of reverse proxies whose X-Forwarded-For header names the client "
-            "(login throttle, event addresses)."),
+    Setting("hinkskalle.trusted_proxies", as_networks, ["127.0.0.1", "::1"],
+            "Addresses or networks of reverse proxies whose X-Forwarded-For header names the client "
+            "(login throttle, event addresses); connections over a unix socket count as the proxy's."),
     Setting("hinkskalle.registry_token_cache", as_int, 5,
             "Seconds a registry token's user and groups are remembered between requests "
             "(deactivations and group changes apply after at most this long); 0 = check every request."),

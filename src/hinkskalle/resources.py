@@ -80,7 +80,7 @@ def find_container(dbsession, entity: str, collection: str, container: str) -> C
     if row is None:
         return None
     container = row[0]
-    container._loaded_with = row   # the session holds rows weakly: keep the parents from being dropped
+    container._loaded_with = tuple(row)[1:]   # the session holds rows weakly: keep the parents
     return container
 
 

@@ -17,7 +17,7 @@ import logging
 import socket
 
 from gunicorn.http.body import LengthReader
-from gunicorn.workers.gthread import DEFAULT_WORKER_DATA_TIMEOUT, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT, ThreadWorker
 from waitress import create_server
 from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
@@ -64,8 +64,10 @@ class PlainHTTPThreadWorker(ThreadWorker):
 
     def handle(self, conn):
         # Only on plain HTTP: with gunicorn's own TLS (certfile) a ClientHello is welcome.
-        # wait_for_data marks the connection ready, so the worker does not wait a second time.
-        if not self.cfg.is_ssl and not conn.initialized and conn.wait_for_data(DEFAULT_WORKER_DATA_TIMEOUT):
+        # wait_for_data marks the connection ready, so gthread's handle does not wait again.
+        if not self.cfg.is_ssl and not conn.initialized:
+            if not conn.wait_for_data(DEFAULT_WORKER_DATA_TIMEOUT):
+                return _DEFER      # nothing sent yet: back to the poller, as gthread itself does
             try:
                 first = conn.sock.recv(1, socket.MSG_PEEK)
             except OSError:
@@ -111,14 +113,15 @@ class SocketBody:
         return data
 
     def read(self, size: int | None = -1) -> bytes:
-        """Up to `size` bytes (all that is left without one); fewer only at the end."""
+        """`size` bytes (all that is left without one); fewer only at the end of the body."""
         if size is None or size < 0:
             size = len(self.ahead) + self.left
+        parts = []
         if self.ahead:
-            data, self.ahead = self.ahead[:size], self.ahead[size:]
-            return data
-        parts, wanted = [], min(size, self.left)
-        while wanted and self.left:
+            parts.append(self.ahead[:size])
+            self.ahead = self.ahead[size:]
+        wanted = min(size - len(parts[0]) if parts else size, self.left)
+        while wanted > 0:
             part = self._recv(wanted)
             if not part:
                 break
@@ -126,7 +129,9 @@ class SocketBody:
             wanted -= len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def readline(self, size: int = -1) -> bytes:
+    def readline(self, size: int | None = -1) -> bytes:
+        if size is None:
+            size = -1
         while b"\n" not in self.ahead and self.left and (size < 0 or len(self.ahead) < size):
             part = self._recv(64 * 1024)
             if not part:

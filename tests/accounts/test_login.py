@@ -154,6 +154,25 @@ def test_behind_a_trusted_proxy_the_client_is_the_nearest_forwarded_address(test
     assert [e.address for e in recorder.of("login")] == ["198.51.100.7", "127.0.0.1"]
 
 
+@pytest.mark.parametrize("extra_settings", [{"hinkskalle.trusted_proxies": ["::1", "10.1.0.0/16"]}])
+def test_trusted_proxies_are_networks_and_ipv4_mapped_peers_count(testapp, factory, db, recorder, extra_settings):
+    factory.user("user.hase", password="geheim")
+    db.commit()
+    via = {"HTTP_X_FORWARDED_FOR": "198.51.100.7, 10.1.2.3"}       # the client, then a proxy
+    login(testapp, "user.hase", "geheim", extra_environ=dict(via, REMOTE_ADDR="10.1.9.9"))
+    login(testapp, "user.hase", "geheim", extra_environ=dict(via, REMOTE_ADDR="::ffff:10.1.9.9"))
+    login(testapp, "user.hase", "geheim", extra_environ=dict(via, REMOTE_ADDR=""))   # unix socket
+    login(testapp, "user.hase", "geheim", extra_environ=dict(via, REMOTE_ADDR="127.0.0.1"))  # not trusted here
+    assert [e.address for e in recorder.of("login")] == ["198.51.100.7"] * 3 + ["127.0.0.1"]
+
+
+def test_trusted_proxies_must_be_addresses():
+    from hinkskalle.config import SettingsError, load_settings
+    with pytest.raises(SettingsError) as err:
+        load_settings({"hinkskalle.trusted_proxies": "127.0.0.1 proxy.example.org"}, environ={})
+    assert "hinkskalle.trusted_proxies" in err.value.errors
+
+
 def test_success_resets_the_failure_count(testapp, factory, db):
     factory.user("user.hase", password="geheim")
     db.commit()

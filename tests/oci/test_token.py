@@ -5,10 +5,12 @@ import base64
 import time
 
 import jwt
+import pytest
 from sqlalchemy import delete
 
 from hinkskalle.models import Membership
-from hinkskalle.security.policy import REGISTRY_AUDIENCE, Account, RegistryTokenCache
+from hinkskalle.errors import Unauthorized
+from hinkskalle.security.policy import REGISTRY_AUDIENCE, Account, Identity, RegistryTokenCache
 
 from .conftest import Client, errors, sha
 
@@ -212,3 +214,16 @@ def test_a_remembered_token_never_outlives_its_expiry(app, testapp, hase):
     assert cache.get("t") is None
     cache.put("u", account, {"exp": time.time() - 1})
     assert cache.get("u") is None
+
+
+def test_a_remembered_account_is_not_taken_for_another_user_with_its_id(accounts, db):
+    hase = accounts["hase"][0]
+    impostor = Identity(None, "registry-token", account=Account(hase.id, "somebody-deleted", False, ()),
+                        session=db)
+    with pytest.raises(Unauthorized):
+        impostor.user
+    assert Identity(None, "registry-token", account=Account.of(hase), session=db).user is hase
+    hase.is_active = False
+    db.flush()
+    with pytest.raises(Unauthorized):
+        Identity(None, "registry-token", account=Account.of(hase), session=db).user

@@ -69,9 +69,11 @@ class Identity:
     @property
     def user(self) -> User:
         if self._user is None:
-            self._user = self._session.get(User, self._account.id)
-            if self._user is None:       # deleted since its token was remembered
+            user = self._session.get(User, self._account.id)
+            # Deleted or deactivated since its token was remembered, or the id reused since.
+            if user is None or user.username != self._account.username or not user.is_active:
                 raise Unauthorized("Not Authorized")
+            self._user = user
         return self._user
 
     @property

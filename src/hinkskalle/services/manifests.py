@@ -169,7 +169,7 @@ def resolve(request, container: Container, reference: str) -> Manifest | None:
     if row is None:
         return None
     tag = row.Tag
-    tag._loaded_with = row        # keeps its manifest in the session (rows are held weakly)
+    tag._loaded_with = row.Manifest     # keeps its manifest in the session (rows are held weakly)
     if tag.image_id is not None and (tag.manifest is None or tag.manifest.generated):
         image = tag.image
         if image.is_sif and image.completed:
