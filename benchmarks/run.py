@@ -120,24 +120,24 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def proc_status(pid: int, key: str) -> int:
-    """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in bytes, summed over the process tree."""
+def _tree_sum(pid: int, filename: str, key: str) -> int:
+    """The number after `key:` in /proc/<pid>/<filename>, summed over the process tree."""
     total = 0
     for each in process_tree(pid):
-        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+        for line in Path(f"/proc/{each}/{filename}").read_text().splitlines():
             if line.startswith(key + ":"):
-                total += int(line.split()[1]) * 1024
+                total += int(line.split()[1])
     return total
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A /proc/<pid>/status memory figure (VmHWM, VmRSS) in bytes, summed over the process tree."""
+    return _tree_sum(pid, "status", key) * 1024
 
 
 def proc_pss(pid: int) -> int:
     """Proportional set size of the process tree in bytes (shared pages counted once)."""
-    total = 0
-    for each in process_tree(pid):
-        for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1]) * 1024
-    return total
+    return _tree_sum(pid, "smaps_rollup", "Pss") * 1024
 
 
 class MemorySampler(threading.Thread):
@@ -175,12 +175,7 @@ def proc_cpu(pid: int) -> float:
 
 def proc_writes(pid: int) -> int:
     """Bytes the process tree caused to be written to storage (/proc/<pid>/io write_bytes)."""
-    total = 0
-    for each in process_tree(pid):
-        for row in Path(f"/proc/{each}/io").read_text().splitlines():
-            if row.startswith("write_bytes:"):
-                total += int(row.split()[1])
-    return total
+    return _tree_sum(pid, "io", "write_bytes")
 
 
 # -- HTTP client --------------------------------------------------------------------

@@ -16,15 +16,10 @@ from gunicorn.config import Config
 from waitress.adjustments import Adjustments
 
 from hinkskalle.server import PlainHTTPThreadWorker
+from hinkskalle.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PSERVE = Path(sys.executable).parent / "pserve"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_options(ini: Path, section: str = "server:main") -> dict:

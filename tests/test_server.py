@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from waitress import create_server
 
 from hinkskalle.server import use_plain_http_channel
+from hinkskalle.testing import free_port
 
 
 def _app(environ, start_response):
@@ -59,12 +60,6 @@ def app(environ, start_response):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for(port: int, proc, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -81,7 +76,7 @@ def _wait_for(port: int, proc, seconds: float = 20) -> None:
 def gunicorn_serving(folder, module_source: str, *options: str):
     """Our gunicorn worker on a free loopback port serving `app` of `module_source`; its port."""
     (folder / "someapp.py").write_text(module_source)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--worker-class", "hinkskalle.server.PlainHTTPThreadWorker",
          "--threads", "2", "--bind", f"127.0.0.1:{port}", "--chdir", str(folder), *options, "someapp:app"],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from hinkskalle.testing import auth_header
+from hinkskalle.testing import auth_header, free_port
 
 
 @pytest.fixture
@@ -112,13 +112,6 @@ class Slapd:
             "hinkskalle.ldap.base_dn": f"ou=people,{SUFFIX}",
             "hinkskalle.ldap.timeout": 3,
         }
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
