@@ -6,6 +6,7 @@ import threading
 import pytest
 from webob import Request, Response
 
+from hinkskalle.services import storage
 from hinkskalle.services.storage import BlobIter, BlobStore, DigestMismatch, SizeMismatch, TooLarge
 
 DATA = os.urandom(3 * 1024 * 1024 + 17)     # more than one CHUNK, not a multiple of it
@@ -78,6 +79,96 @@ def test_interrupted_stream_leaves_nothing(store):
     with pytest.raises(ConnectionResetError):
         store.ingest(broken())
     assert files_under(store.root) == []
+
+
+def writer_threads() -> list:
+    return [t for t in threading.enumerate() if t.name == "blob-writer"]
+
+
+def test_chunks_after_the_first_are_written_by_a_writer_thread(store, monkeypatch):
+    writers = set()
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda *a: (writers.add(threading.current_thread().name),
+                                                  real_pwrite(*a))[1])
+    assert store.ingest(chunks(DATA)) == (sha(DATA), len(DATA))
+    assert writers == {"MainThread", "blob-writer"}       # the first chunk inline, then the thread
+    assert not writer_threads()                           # joined before ingest returned
+    with store.open(sha(DATA)) as handle:
+        assert handle.read() == DATA
+
+
+def test_a_failed_write_in_the_writer_thread_reaches_the_caller(store, monkeypatch):
+    calls = []
+    real_pwrite = os.pwrite
+
+    def full_disk(fd, data, position):
+        calls.append(position)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, position)
+
+    monkeypatch.setattr(os, "pwrite", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        store.ingest(chunks(DATA))
+    assert files_under(store.root) == [] and not writer_threads()
+    # The writer stopped at the failure; the request stops at the next chunk, not at the end.
+    assert len(calls) < len(DATA) // 100_000
+
+
+def test_writer_waits_for_queued_chunks_before_the_caller_cleans_up(store, monkeypatch):
+    real_pwrite = os.pwrite
+    written = []
+
+    def slow_pwrite(fd, data, position):
+        threading.Event().wait(0.01)
+        written.append(position)
+        return real_pwrite(fd, data, position)
+
+    def broken():
+        yield from chunks(DATA[:600_000])
+        raise ConnectionResetError("client went away")
+
+    monkeypatch.setattr(os, "pwrite", slow_pwrite)
+    with pytest.raises(ConnectionResetError):
+        store.append("upload-0006", broken(), offset=0)
+    assert len(written) == 6 and not writer_threads()     # nothing written after append returned
+
+
+def test_append_retried_after_a_broken_connection_hashes_right(store):
+    def broken():
+        yield DATA[1000:3000]
+        raise ConnectionResetError("client went away")
+
+    store.append("upload-0007", chunks(DATA[:1000]), offset=0)
+    with pytest.raises(ConnectionResetError):
+        store.append("upload-0007", broken(), offset=1000)
+    # The client sends the chunk again from the recorded offset, in the same process.
+    store.append("upload-0007", chunks(DATA[1000:]), offset=1000)
+    assert store.commit_upload("upload-0007", expected_digest=sha(DATA)) == (sha(DATA), len(DATA))
+
+
+def test_a_slow_disk_holds_the_request_back_instead_of_queueing_chunks(store, monkeypatch):
+    disk = threading.Event()
+    real_pwrite = os.pwrite
+    # The first chunk is written inline; the writer thread then hangs on the second.
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, position: (
+        position and disk.wait(30), real_pwrite(fd, data, position))[1])
+    received = []
+
+    def body():
+        for chunk in chunks(DATA):
+            received.append(len(chunk))
+            yield chunk
+
+    pushing = threading.Thread(target=store.ingest, args=(body(),))
+    pushing.start()
+    threading.Event().wait(0.3)
+    # Received: the inline chunk, the one being written, the queue's DEPTH and the one waiting
+    # to be queued; the request thread waits for the disk instead of reading on.
+    assert len(received) == storage._Writer.DEPTH + 3
+    disk.set()
+    pushing.join(30)
+    assert len(received) == len(DATA) // 100_000 + 1 and store.exists(sha(DATA))
 
 
 def test_published_with_fsync_and_atomic_rename(store, monkeypatch):

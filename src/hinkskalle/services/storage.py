@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
 import tempfile
 import threading
@@ -42,6 +43,84 @@ class TooLarge(ValueError):
 
 def is_digest(value: str) -> bool:
     return bool(DIGEST_RE.match(value or ""))
+
+
+class _Writer:
+    """Writes chunks one after the other into a file from `offset` on and feeds them to
+    `hashers`, from a thread of its own once a second chunk comes, so that receiving and
+    hashing the next chunk overlap with the kernel's copy of this one into the page cache
+    (writing, hashing and receiving each release the GIL). A push then uses two cores.
+
+    Chunks must be bytes (never changed after they are handed over). At most DEPTH of them
+    wait, so memory stays bounded. `close` waits until all are written and raises what the
+    writing failed with; `write` raises it as soon as it is known.
+    """
+
+    DEPTH = 4
+
+    def __init__(self, fd: int, offset: int, hashers: list = ()):
+        self.fd, self.position, self.hashers = fd, offset, hashers
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, chunk: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._queue is None:               # the first chunk: small bodies need no thread
+            self._queue = queue.Queue(self.DEPTH)
+            self._write(chunk)
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:          # after a failure: only drain, so `put` never blocks
+                try:
+                    self._write(chunk)
+                except BaseException as err:
+                    self._error = err
+
+    def _write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            count = os.pwrite(self.fd, view, self.position)
+            view, self.position = view[count:], self.position + count
+        for hasher in self.hashers:
+            hasher.update(chunk)
+
+
+def _pour(fd: int, chunks: Iterable[bytes], offset: int, max_bytes: int | None,
+          hashers: list) -> int:
+    """Write `chunks` into `fd` from `offset` on, feeding each hasher; returns bytes written.
+    Raises TooLarge before writing more than `max_bytes`. The first hasher is fed here, the
+    others beside the write (a multipart part has two)."""
+    written = 0
+    with _Writer(fd, offset, hashers[1:]) as writer:
+        for chunk in chunks:
+            if max_bytes is not None and written + len(chunk) > max_bytes:
+                raise TooLarge(f"more than {max_bytes} bytes")
+            writer.write(chunk)
+            hashers[0].update(chunk)
+            written += len(chunk)
+    return written
 
 
 @dataclass
@@ -130,14 +209,12 @@ class BlobStore:
         announced.
         """
         hasher = hashlib.sha256()
-        size = 0
         fd, tmp_path = tempfile.mkstemp(dir=self.tmp_root)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in chunks:
-                    hasher.update(chunk)
-                    handle.write(chunk)
-                    size += len(chunk)
+            try:
+                size = _pour(fd, chunks, 0, None, [hasher])
+            finally:
+                os.close(fd)
             digest = "sha256:" + hasher.hexdigest()
             if expected_size is not None and size != expected_size:
                 raise SizeMismatch(expected_size, size)
@@ -170,20 +247,20 @@ class BlobStore:
         append) is cut back to it, so a retried chunk never duplicates data. Raises TooLarge
         when more than `limit` bytes arrive in total.
         """
-        path = self.upload_path(upload_id)
         hashing = self._hashing_at(upload_id, offset)
-        written = 0
-        with open(path, "ab+") as handle:
-            handle.truncate(offset)
-            handle.seek(offset)
-            for chunk in chunks:
-                written += len(chunk)
-                if limit is not None and offset + written > limit:
-                    handle.truncate(offset)
-                    raise TooLarge(f"upload exceeds {limit} bytes")
-                handle.write(chunk)
-                hashing.hasher.update(chunk)
-        hashing.offset = offset + written
+        hasher = hashing.hasher.copy()       # the running hash advances only once all is written
+        fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, offset)
+            written = _pour(fd, chunks, offset, None if limit is None else limit - offset, [hasher])
+        except TooLarge:
+            os.ftruncate(fd, offset)
+            raise
+        finally:
+            os.close(fd)
+        with self._lock:
+            if self._hashing.get(upload_id) is hashing and hashing.offset == offset:
+                hashing.hasher, hashing.offset = hasher, offset + written
         return written
 
     def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
@@ -208,31 +285,19 @@ class BlobStore:
                 self._hashing.pop(upload_id, None)
         candidate = running.hasher.copy() if feeding else None
         hasher = hashlib.sha256()
-        written = 0
-        complete = False
+        written = None
         fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            for chunk in chunks:
-                if limit is not None and written + len(chunk) > limit:
-                    raise TooLarge(f"part exceeds {limit} bytes")
-                view, position = memoryview(chunk), offset + written
-                while view:
-                    count = os.pwrite(fd, view, position)
-                    view, position = view[count:], position + count
-                hasher.update(chunk)
-                if candidate is not None:
-                    candidate.update(chunk)
-                written += len(chunk)
-            complete = True
+            written = _pour(fd, chunks, offset, limit, [hasher] + ([candidate] if feeding else []))
         finally:
             os.close(fd)
             if feeding:
                 with self._lock:
                     running.busy = False
-                    if (complete and self._hashing.get(upload_id) is running and running.offset == offset
-                            and expected_sha256 in (None, hasher.hexdigest())):
+                    if (written is not None and self._hashing.get(upload_id) is running
+                            and running.offset == offset and expected_sha256 in (None, hasher.hexdigest())):
                         running.hasher, running.offset = candidate, offset + written
-                    elif not complete:
+                    elif written is None:
                         self._hashing.pop(upload_id, None)
         return written, hasher.hexdigest()
 
