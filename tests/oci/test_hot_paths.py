@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import pytest
+
 from sqlalchemy import event, select
 
 from hinkskalle.models import Container, Image, Manifest
 from hinkskalle.services.counters import DownloadCounter
 
-from .conftest import Client, sha
+from .conftest import Client, image_manifest, sha
 from .test_token import basic
 
 NAME = "hase/coll/cont"
@@ -77,3 +79,37 @@ def test_batched_counters_add_up_across_flushes(app, hase, db):
     image = db.scalar(select(Image).where(Image.digest == sha(b"some layer")))
     assert image.download_count == 4
     assert db.get(Container, image.container_id).download_count == 4
+
+
+def test_request_sessions_join_the_transaction_without_registering_listeners_each_time(
+        app, hase, db, monkeypatch):
+    import zope.sqlalchemy
+    registered = []
+    monkeypatch.setattr(zope.sqlalchemy, "register", lambda *a, **kw: registered.append(a))
+    hase.push_blob(NAME, b"layer")                     # writes: committed with the request
+    hase.get(f"/v2/{NAME}/blobs/{sha(b'layer')}")
+    assert registered == []                            # the factories joined once, at start-up
+    assert db.scalar(select(Image).where(Image.digest == sha(b"layer"))).completed
+    # A request that fails after writing leaves nothing: the repository it created for the
+    # manifest is rolled back with it when the manifest names unknown blobs.
+    hase.push_manifest("hase/coll/fresh", "latest", image_manifest(b"{}", b"never pushed"), status=400)
+    assert db.scalar(select(Container).where(Container.name == "fresh")) is None
+
+
+def test_the_transaction_manager_is_explicit_and_one_per_thread():
+    import threading
+
+    from transaction.interfaces import NoTransaction
+
+    from hinkskalle.models import ThreadTransactionManager
+    manager = ThreadTransactionManager()
+    with pytest.raises(NoTransaction):
+        manager.get()                                  # nothing outside the tween's begin/commit
+    mine = manager.begin()
+    seen = []
+    elsewhere = threading.Thread(target=lambda: seen.append(
+        (manager.begin(), manager.get(), manager.abort())))
+    elsewhere.start()
+    elsewhere.join(10)
+    assert seen and seen[0][0] is not mine and manager.get() is mine
+    manager.abort()
