@@ -7,7 +7,7 @@ import transaction
 import zope.sqlalchemy
 from sqlalchemy import engine_from_config, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, configure_mappers, sessionmaker
+from sqlalchemy.orm import configure_mappers, sessionmaker
 
 from .meta import Base, utcnow  # noqa: F401
 from .misc import Adm, PublicKey  # noqa: F401

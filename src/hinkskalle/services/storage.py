@@ -95,7 +95,7 @@ class _Writer:
             if self._error is None:          # after a failure: only drain, so `put` never blocks
                 try:
                     self._write(chunk)
-                except BaseException as err:
+                except BaseException as err:  # noqa: BLE001 - re-raised in the request thread
                     self._error = err
 
     def _write(self, chunk: bytes) -> None:
