@@ -47,6 +47,40 @@ def test_gunicorn_options_are_valid():
     assert config.workers >= 2 and config.threads >= 8
 
 
+ARENAS = """
+import ctypes, os, sys, threading
+import hinkskalle
+if sys.argv[1] == "limited":
+    hinkskalle.limit_malloc_arenas()
+count = os.cpu_count() + 2
+barrier = threading.Barrier(count)
+def work():
+    data = bytearray(300_000)      # allocated by this thread's malloc arena
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(count)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()   # one "Arena N:" block per arena, on stderr
+"""
+
+
+def test_server_processes_keep_one_malloc_arena_per_core():
+    def arenas(mode: str) -> int:
+        result = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True,
+                                timeout=60, check=True)
+        return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
+    # glibc gives each of these threads an arena of its own; limited, they share one per core.
+    assert arenas("limited") <= os.cpu_count() < arenas("default")
+
+
+def test_malloc_arenas_are_left_alone_without_glibc(monkeypatch):
+    import hinkskalle
+    monkeypatch.setattr(hinkskalle.ctypes, "CDLL", lambda name: object())   # musl, macOS: no mallopt
+    hinkskalle.limit_malloc_arenas()
+
+
 def test_production_listens_everywhere_and_logs_warnings():
     assert server_options(REPO / "production.ini")["bind"].startswith("0.0.0.0:")
     assert server_options(REPO / "production.ini", "server:waitress")["listen"].startswith("0.0.0.0:")

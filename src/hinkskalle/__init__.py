@@ -1,7 +1,9 @@
 """Hinkskalle: a container registry for Singularity/Apptainer and OCI clients."""
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import sys
 
 from pyramid.config import Configurator
@@ -52,7 +54,24 @@ def main(global_config, **settings):
     # collection touches them (measured: 199 -> 161 MiB for gunicorn's three processes),
     # and collections during requests get shorter (manifest GET p99 230 -> 128 ms).
     gc.freeze()
+    limit_malloc_arenas()
     return app
+
+
+M_ARENA_MAX = -8     # glibc's malloc.h
+
+
+def limit_malloc_arenas() -> None:
+    """One glibc malloc arena per core instead of eight: each server thread otherwise gets an
+    arena of its own, which keeps the large buffers it freed (measured with waitress: +8 MiB
+    per thread after a Range download, 92 -> 220 MiB at 16 threads; gunicorn's manifest run
+    160 -> 149 MiB). Python allocates under the GIL, so more arenas bought no throughput
+    (pushes and manifest GETs measured the same). No-op where malloc is not glibc's."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, os.cpu_count() or 1)
 
 
 def _create_schema_on_first_start(settings: dict) -> None:
