@@ -9,6 +9,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -52,7 +53,7 @@ import ctypes, os, sys, threading
 import hinkskalle
 if sys.argv[1] == "limited":
     hinkskalle.limit_malloc_arenas()
-count = os.cpu_count() + 2
+count = len(os.sched_getaffinity(0)) + 2
 barrier = threading.Barrier(count)
 def work():
     data = bytearray(300_000)      # allocated by this thread's malloc arena
@@ -68,17 +69,26 @@ ctypes.CDLL(None).malloc_stats()   # one "Arena N:" block per arena, on stderr
 
 def test_server_processes_keep_one_malloc_arena_per_core():
     def arenas(mode: str) -> int:
+        env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
         result = subprocess.run([sys.executable, "-c", ARENAS, mode], capture_output=True, text=True,
-                                timeout=60, check=True)
+                                timeout=60, check=True, env=env)
         return sum(line.startswith("Arena ") for line in result.stderr.splitlines())
     # glibc gives each of these threads an arena of its own; limited, they share one per core.
-    assert arenas("limited") <= os.cpu_count() < arenas("default")
+    assert arenas("limited") <= len(os.sched_getaffinity(0)) < arenas("default")
 
 
-def test_malloc_arenas_are_left_alone_without_glibc(monkeypatch):
+def test_malloc_arenas_are_left_alone_without_glibc_or_when_the_operator_chose(monkeypatch):
     import hinkskalle
     monkeypatch.setattr(hinkskalle.ctypes, "CDLL", lambda name: object())   # musl, macOS: no mallopt
     hinkskalle.limit_malloc_arenas()
+    calls = []
+    monkeypatch.setattr(hinkskalle.ctypes, "CDLL", lambda name: SimpleNamespace(
+        mallopt=lambda *args: calls.append(args)))
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    hinkskalle.limit_malloc_arenas()
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    hinkskalle.limit_malloc_arenas()
+    assert calls == [(hinkskalle.M_ARENA_MAX, len(os.sched_getaffinity(0)))]
 
 
 def test_production_listens_everywhere_and_logs_warnings():

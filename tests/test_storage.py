@@ -2,6 +2,7 @@
 import hashlib
 import os
 import threading
+import time
 
 import pytest
 from webob import Request, Response
@@ -107,12 +108,35 @@ def test_a_failed_write_in_the_writer_thread_reaches_the_caller(store, monkeypat
             raise OSError(28, "No space left on device")
         return real_pwrite(fd, data, position)
 
+    received = []
+
+    def body():
+        for chunk in chunks(DATA):
+            received.append(chunk)
+            yield chunk
+
     monkeypatch.setattr(os, "pwrite", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        store.ingest(chunks(DATA))
+        store.ingest(body())
     assert files_under(store.root) == [] and not writer_threads()
-    # The writer stopped at the failure; the request stops at the next chunk, not at the end.
-    assert len(calls) < len(DATA) // 100_000
+    # The request stops reading soon after the failure, not at the end of the body.
+    assert len(received) <= 3 + storage._Writer.DEPTH + 2 < len(DATA) // 100_000
+
+
+def test_the_callers_error_wins_over_the_writers(store, monkeypatch):
+    real_pwrite = os.pwrite
+
+    def full_disk_after_the_first(fd, data, position):
+        if position:
+            raise OSError(28, "No space left on device")
+        return real_pwrite(fd, data, position)
+
+    monkeypatch.setattr(os, "pwrite", full_disk_after_the_first)
+    # The second chunk fails in the writer thread, the third is over the limit: the client
+    # is told that (413), and the partial upload is cut back.
+    with pytest.raises(TooLarge):
+        store.append("upload-0008", [b"x" * 10, b"y" * 10, b"z" * 10], offset=0, limit=25)
+    assert store.upload_size("upload-0008") == 0 and not writer_threads()
 
 
 def test_writer_waits_for_queued_chunks_before_the_caller_cleans_up(store, monkeypatch):
@@ -162,10 +186,14 @@ def test_a_slow_disk_holds_the_request_back_instead_of_queueing_chunks(store, mo
 
     pushing = threading.Thread(target=store.ingest, args=(body(),))
     pushing.start()
-    threading.Event().wait(0.3)
     # Received: the inline chunk, the one being written, the queue's DEPTH and the one waiting
-    # to be queued; the request thread waits for the disk instead of reading on.
-    assert len(received) == storage._Writer.DEPTH + 3
+    # to be queued; then the request thread waits for the disk instead of reading on.
+    bound = storage._Writer.DEPTH + 3
+    deadline = time.monotonic() + 10
+    while len(received) < bound and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)                                       # time to read on, if it would
+    assert len(received) == bound
     disk.set()
     pushing.join(30)
     assert len(received) == len(DATA) // 100_000 + 1 and store.exists(sha(DATA))

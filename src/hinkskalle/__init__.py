@@ -66,12 +66,16 @@ def limit_malloc_arenas() -> None:
     arena of its own, which keeps the large buffers it freed (measured with waitress: +8 MiB
     per thread after a Range download, 92 -> 220 MiB at 16 threads; gunicorn's manifest run
     160 -> 149 MiB). Python allocates under the GIL, so more arenas bought no throughput
-    (pushes and manifest GETs measured the same). No-op where malloc is not glibc's."""
+    (pushes and manifest GETs measured the same). An operator's MALLOC_ARENA_MAX wins; no-op
+    where malloc is not glibc's."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
-    mallopt(M_ARENA_MAX, os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mallopt(M_ARENA_MAX, cores or 1)
 
 
 def _create_schema_on_first_start(settings: dict) -> None:

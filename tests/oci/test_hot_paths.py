@@ -113,3 +113,22 @@ def test_the_transaction_manager_is_explicit_and_one_per_thread():
     elsewhere.join(10)
     assert seen and seen[0][0] is not mine and manager.get() is mine
     manager.abort()
+
+
+def test_a_failed_commit_does_not_break_the_next_request_of_the_thread(app, hase, db, monkeypatch):
+    from zope.sqlalchemy.datamanager import SessionDataManager
+    real_vote = SessionDataManager.tpc_vote
+    failures = []
+
+    def vote_once(self, trans):
+        if not failures:
+            failures.append(trans)
+            raise RuntimeError("database is locked")       # as SQLite may say at COMMIT
+        return real_vote(self, trans)
+
+    monkeypatch.setattr(SessionDataManager, "tpc_vote", vote_once)
+    hase.push_blob(NAME, b"first try", status=500)
+    assert failures and db.scalar(select(Image).where(Image.digest == sha(b"first try"))) is None
+    # webtest runs every request on this thread: the failed transaction must be gone.
+    hase.push_blob(NAME, b"first try")
+    assert db.scalar(select(Image).where(Image.digest == sha(b"first try"))).completed

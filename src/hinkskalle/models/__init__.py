@@ -100,6 +100,16 @@ class ThreadTransactionManager(transaction.ThreadTransactionManager):
     def __init__(self):
         self.manager = transaction.TransactionManager(explicit=True)
 
+    def commit(self):
+        # A failed commit (database locked, deadlock, a constraint at the final flush) leaves
+        # its transaction behind, and pyramid_tm does not abort it: drop it here, or every
+        # later request of this thread would fail to begin one.
+        try:
+            return self.manager.commit()
+        except BaseException:
+            self.manager.abort()
+            raise
+
 
 def request_session_factory(engine: Engine, transaction_manager) -> sessionmaker:
     """Sessions that commit or abort with the request's transaction (pyramid_tm)."""

@@ -52,11 +52,12 @@ class _Writer:
     (writing, hashing and receiving each release the GIL). A push then uses two cores.
 
     Chunks must be bytes (never changed after they are handed over). At most DEPTH of them
-    wait, so memory stays bounded. `close` waits until all are written and raises what the
-    writing failed with; `write` raises it as soon as it is known.
+    wait: with the one being written and the one being received, a push holds at most four
+    chunks (4 MiB). `close` waits until all are written and raises what the writing failed
+    with, unless the caller is failing already; `write` raises it as soon as it is known.
     """
 
-    DEPTH = 4
+    DEPTH = 2
 
     def __init__(self, fd: int, offset: int, hashers: list = ()):
         self.fd, self.position, self.hashers = fd, offset, hashers
@@ -76,19 +77,21 @@ class _Writer:
             self._thread.start()
         self._queue.put(chunk)
 
-    def close(self) -> None:
+    def close(self, raise_error: bool = True) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
-        if self._error is not None:
-            raise self._error
+        error, self._error = self._error, None      # (its traceback refers back to us)
+        if error is not None and raise_error:
+            raise error
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc_info):
-        self.close()
+    def __exit__(self, exc_type, *_):
+        # An error of the caller's (TooLarge, a client gone) is the one to report.
+        self.close(raise_error=exc_type is None)
 
     def _run(self) -> None:
         while (chunk := self._queue.get()) is not None:
