@@ -1,5 +1,10 @@
 """Library pushes: v1 raw upload, v2 single, v2 multipart, and every way they can go wrong (reference 4.8)."""
+import json
+import threading
+import time
+
 import pytest
+from webob import Request
 
 from hinkskalle.models import Image, Upload
 
@@ -292,3 +297,62 @@ def test_truncated_upload_leaves_nothing(live_server, testapp, users, container,
     testapp.put(path, TINY)
     v2_done = testapp.put_json(f"/v2/imagefile/{image['id']}/_complete", {}, headers=users["headers"]["user"])
     assert v2_done.json["data"]["containerUrl"].endswith("/cont")
+
+
+class HeldBody:
+    """`wsgi.input` that hands out a few bytes, then waits until released: a part still being
+    written when another request arrives."""
+
+    def __init__(self, data: bytes):
+        self.data, self.sent = data, 0
+        self.reading, self.release = threading.Event(), threading.Event()
+
+    def read(self, size=-1):
+        if self.sent:
+            self.release.wait(30)
+        size = len(self.data) - self.sent if size is None or size < 0 else size
+        piece = self.data[self.sent:self.sent + (size if self.sent else min(size, 10))]
+        self.sent += len(piece)
+        self.reading.set()
+        return piece
+
+
+def test_completing_waits_for_a_part_still_being_written(app, testapp, users, container, db, small_parts):
+    """No byte may land in the file after it was hashed and published under its digest (the
+    blob other pushes of that digest share): completion waits for writes in flight."""
+    headers = users["headers"]["user"]
+    image = new_image(testapp, users, container)
+    start, parts = multipart_push(testapp, users, image["id"])
+    number = start["totalParts"]
+    last = TINY[(number - 1) * 16 * 1024:]
+    url = testapp.put_json(f"/v2/imagefile/{image['id']}/_multipart",
+                           {"uploadID": start["uploadID"], "partNumber": number, "partSize": len(last),
+                            "sha256sum": sha256(last)}, headers=headers).json["data"]["presignedURL"]
+    body = HeldBody(last)          # the client sends its last part again, slowly
+    finished = {}
+
+    def call(name, request):
+        finished[name] = (request.get_response(app).status_int, time.monotonic())
+
+    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"}
+    resend = Request.blank(url.replace("http://localhost", ""), environ=dict(environ), method="PUT")
+    resend.environ.update({"wsgi.input": body, "CONTENT_LENGTH": str(len(last))})
+    complete = Request.blank(f"/v2/imagefile/{image['id']}/_multipart_complete", environ=dict(environ),
+                             method="PUT", headers=dict(headers, **{"Content-Type": "application/json"}),
+                             body=json.dumps({"uploadID": start["uploadID"], "completedParts": parts}).encode())
+    writing = threading.Thread(target=call, args=("part", resend))
+    writing.start()
+    assert body.reading.wait(30)
+    completing = threading.Thread(target=call, args=("complete", complete))
+    completing.start()
+    completing.join(1.0)
+    assert "complete" not in finished            # waiting for the part's lock
+    body.release.set()
+    writing.join(30)
+    completing.join(30)
+    assert finished["part"][0] == 200 and finished["complete"][0] == 200
+    assert finished["part"][1] < finished["complete"][1]
+    with open(app.registry["blobstore"].path("sha256:" + sha256(TINY)), "rb") as published:
+        assert published.read() == TINY
+    # A part sent after completion finds the upload completed.
+    testapp.put(url.replace("http://localhost", ""), last, status=406)

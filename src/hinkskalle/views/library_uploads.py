@@ -5,6 +5,11 @@ Upload URLs are capability URLs: a random UUID that names one upload (or part) s
 image, valid until the session expires (`hinkskalle.upload_expiry` after its last activity).
 Bytes stream into the blob store's partial files; nothing becomes a visible image before its
 size and sha256 match what the image announced.
+
+Every request on an upload locks its Upload row first (`_locked`), the body PUTs for as long
+as they write. Completing therefore waits for writes in flight, and a write that comes later
+finds the upload completed: no byte lands in the file after it was hashed and published as
+a content-addressed blob (which other users' pushes of the same digest would then share).
 """
 from __future__ import annotations
 
@@ -152,6 +157,11 @@ def _receive_part(request, part: UploadPart) -> tuple[int, str]:
     return size, hexdigest
 
 
+def _locked(request, upload_id: str) -> Upload | None:
+    """The upload, its row locked until this request's transaction ends (and read afresh)."""
+    return request.dbsession.get(Upload, upload_id, with_for_update=True, populate_existing=True)
+
+
 def _alive(upload: Upload) -> None:
     if upload.state in ("completed", "failed"):
         raise NotAcceptable(f"Upload {upload.id} has invalid state {upload.state}")
@@ -168,8 +178,15 @@ def put_upload(request):
     except ValueError:
         raise NotFound(f"upload {session_id} not found") from None
     session = request.dbsession
-    upload = session.get(Upload, session_id)
-    if upload is not None and upload.kind == SINGLE:
+    part = None
+    upload = _locked(request, session_id)
+    if upload is None:           # a part's URL: lock its upload, then read the part afresh
+        upload_id = session.scalar(select(UploadPart.upload_id).where(UploadPart.id == session_id))
+        upload = _locked(request, upload_id) if upload_id is not None else None
+        part = session.get(UploadPart, session_id, populate_existing=True) if upload is not None else None
+    if upload is None:
+        raise NotFound(f"upload {session_id} not found")
+    if part is None and upload.kind == SINGLE:
         _alive(upload)
         if upload.state == "uploaded":
             raise NotAcceptable(f"Upload {upload.id} has invalid state {upload.state}")
@@ -178,10 +195,9 @@ def put_upload(request):
         upload.size, upload.state, upload.updated_at = size, "uploaded", utcnow()
         upload.expires_at = _expires(request)
         return _thanks(hexdigest)
-    part = session.get(UploadPart, session_id)
     if part is None:
         raise NotFound(f"upload {session_id} not found")
-    _alive(part.upload)
+    _alive(upload)
     size, hexdigest = _receive_part(request, part)
     part.size, part.sha256, part.state = size, hexdigest, "uploaded"
     part.upload.updated_at, part.upload.expires_at = utcnow(), _expires(request)
@@ -198,10 +214,11 @@ def _own_upload(request, upload: Upload) -> None:
 def complete_upload(context, request):
     _check_push(request, context)
     read_json(request)
-    upload = request.dbsession.scalar(
-        select(Upload).where(Upload.image_id == context.id, Upload.kind == SINGLE, Upload.state == "uploaded")
+    found = request.dbsession.scalar(
+        select(Upload.id).where(Upload.image_id == context.id, Upload.kind == SINGLE, Upload.state == "uploaded")
         .order_by(Upload.updated_at.desc()).limit(1))
-    if upload is None:
+    upload = _locked(request, found) if found is not None else None
+    if upload is None or upload.state != "uploaded":
         raise NotFound(f"No valid upload for {context.id} found")
     _own_upload(request, upload)
     _alive(upload)
@@ -224,7 +241,7 @@ def _commit(request, upload: Upload) -> tuple[str, int]:
 def _multipart(request, context: Image, upload_id) -> Upload:
     if not upload_id:
         raise BadRequest("JSON body parameters are invalid.", errors={"uploadID": "Missing data for required field."})
-    upload = request.dbsession.get(Upload, upload_id)
+    upload = _locked(request, upload_id) if isinstance(upload_id, str) else None
     if upload is None or upload.image_id != context.id:
         raise NotFound(f"upload {upload_id} not found")
     if upload.kind != MULTIPART:
