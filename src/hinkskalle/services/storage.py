@@ -262,8 +262,7 @@ class BlobStore:
         finally:
             os.close(fd)
         with self._lock:
-            if self._hashing.get(upload_id) is hashing and hashing.offset == offset:
-                hashing.hasher, hashing.offset = hasher, offset + written
+            self._advance(upload_id, hashing, offset, hasher, written)
         return written
 
     def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
@@ -297,12 +296,18 @@ class BlobStore:
             if feeding:
                 with self._lock:
                     running.busy = False
-                    if (written is not None and self._hashing.get(upload_id) is running
-                            and running.offset == offset and expected_sha256 in (None, hasher.hexdigest())):
-                        running.hasher, running.offset = candidate, offset + written
-                    elif written is None:
+                    if written is None:
                         self._hashing.pop(upload_id, None)
+                    elif expected_sha256 in (None, hasher.hexdigest()):
+                        self._advance(upload_id, running, offset, candidate, written)
         return written, hasher.hexdigest()
+
+    def _advance(self, upload_id: str, running: _Hashing, offset: int, hasher, written: int) -> None:
+        """After a complete write at `offset`: `hasher` (a copy of `running`'s, fed with the
+        write) becomes the running hash, unless another write moved or replaced it meanwhile.
+        Call with the lock held."""
+        if self._hashing.get(upload_id) is running and running.offset == offset:
+            running.hasher, running.offset = hasher, offset + written
 
     def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
         """The running hash of the first `offset` bytes, catching up from the file if behind."""

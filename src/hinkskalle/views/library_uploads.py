@@ -178,15 +178,12 @@ def put_upload(request):
     except ValueError:
         raise NotFound(f"upload {session_id} not found") from None
     session = request.dbsession
-    part = None
-    upload = _locked(request, session_id)
-    if upload is None:           # a part's URL: lock its upload, then read the part afresh
-        upload_id = session.scalar(select(UploadPart.upload_id).where(UploadPart.id == session_id))
-        upload = _locked(request, upload_id) if upload_id is not None else None
-        part = session.get(UploadPart, session_id, populate_existing=True) if upload is not None else None
-    if upload is None:
+    # A part's URL names the part: lock its upload first, then read the part afresh.
+    part_of = session.scalar(select(UploadPart.upload_id).where(UploadPart.id == session_id))
+    upload = _locked(request, part_of or session_id)
+    if upload is None or (part_of is None and upload.kind != SINGLE):
         raise NotFound(f"upload {session_id} not found")
-    if part is None and upload.kind == SINGLE:
+    if part_of is None:
         _alive(upload)
         if upload.state == "uploaded":
             raise NotAcceptable(f"Upload {upload.id} has invalid state {upload.state}")
@@ -195,12 +192,11 @@ def put_upload(request):
         upload.size, upload.state, upload.updated_at = size, "uploaded", utcnow()
         upload.expires_at = _expires(request)
         return _thanks(hexdigest)
-    if part is None:
-        raise NotFound(f"upload {session_id} not found")
+    part = session.get(UploadPart, session_id, populate_existing=True)
     _alive(upload)
     size, hexdigest = _receive_part(request, part)
     part.size, part.sha256, part.state = size, hexdigest, "uploaded"
-    part.upload.updated_at, part.upload.expires_at = utcnow(), _expires(request)
+    upload.updated_at, upload.expires_at = utcnow(), _expires(request)
     return _thanks(hexdigest)
 
 
