@@ -212,6 +212,26 @@ def test_published_with_fsync_and_atomic_rename(store, monkeypatch):
     assert ("replace", store.path(digest)) in calls
 
 
+def test_writeback_of_each_chunk_starts_while_the_rest_arrives(store, monkeypatch):
+    """Every written range is handed to sync_file_range(2) at once, so the fsync before
+    publishing has little left to flush."""
+    ranges = []
+    real = storage._SYNC_FILE_RANGE
+    assert real is not None                  # Linux with glibc: the real call exists
+    monkeypatch.setattr(storage, "_SYNC_FILE_RANGE", lambda fd, offset, length, flags: (
+        ranges.append((offset, length, flags)), real(fd, offset, length, flags))[1])
+    store.ingest(chunks(DATA))
+    assert sorted(ranges) == [(offset, len(piece), storage.SYNC_FILE_RANGE_WRITE)
+                              for offset, piece in zip(range(0, len(DATA), 100_000), chunks(DATA))]
+
+
+def test_no_writeback_hint_where_the_system_has_none(store, monkeypatch):
+    monkeypatch.setattr(storage, "_SYNC_FILE_RANGE", None)
+    digest, _ = store.ingest(chunks(DATA))
+    with store.open(digest) as handle:
+        assert handle.read() == DATA
+
+
 def test_one_copy_per_digest(store):
     first = store.ingest(chunks(DATA))
     second = store.ingest(chunks(DATA, 7777))
@@ -354,12 +374,14 @@ def test_parts_out_of_order_and_rewrites_are_hashed_from_the_file(tmp_path):
     store.write_at("upload-5678", [first], 0)
     assert store.upload_digest("upload-5678") == "sha256:" + hashlib.sha256(first + second).hexdigest()
     # A part re-sent with other bytes over already-hashed data: the commit sees the file's bytes.
-    store.write_at("upload-5678", [b"z" * 100], 0, expected_sha256="0" * 64)
+    with pytest.raises(DigestMismatch):
+        store.write_at("upload-5678", [b"z" * 100], 0, expected_sha256="0" * 64)
     assert store.upload_digest("upload-5678") == "sha256:" + hashlib.sha256(b"z" * 100 + second).hexdigest()
 
 
 def test_a_part_with_the_wrong_checksum_does_not_advance_the_hash(tmp_path):
     store = BlobStore(str(tmp_path))
-    store.write_at("upload-9999", [b"bad!" * 10], 0, expected_sha256="0" * 64)
+    with pytest.raises(DigestMismatch):
+        store.write_at("upload-9999", [b"bad!" * 10], 0, expected_sha256="0" * 64)
     store.write_at("upload-9999", [b"good" * 10], 0, expected_sha256=hashlib.sha256(b"good" * 10).hexdigest())
     assert store.upload_digest("upload-9999") == "sha256:" + hashlib.sha256(b"good" * 10).hexdigest()

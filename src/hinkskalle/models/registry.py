@@ -361,7 +361,8 @@ class UploadPart(Base):
     expected_size: Mapped[int | None] = mapped_column(BigInt)
     expected_sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInt)
-    sha256: Mapped[str | None] = mapped_column(String(64))
+    # What the part's PUT answered as ETag; the client names it again at completion.
+    etag: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="initialized")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
