@@ -191,8 +191,13 @@ def connections_reach_every_worker(port: int, workers: list[int]) -> None:
     """Each worker listens on a socket of its own (reuse_port), so the kernel spreads new
     connections over them. On one shared socket, the first worker to wake often took every
     connection of a client's pool (measured: 17 of 17, and half the manifest throughput)."""
-    listening = _tcp_sockets(port, "0A")
-    per_worker = [_socket_inodes(pid) & listening for pid in workers]
+    deadline = time.monotonic() + 30     # a worker just forked may not listen yet
+    while True:
+        listening = _tcp_sockets(port, "0A")
+        per_worker = [_socket_inodes(pid) & listening for pid in workers]
+        if all(per_worker) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert all(len(inodes) == 1 for inodes in per_worker) and per_worker[0] != per_worker[1]
     clients = []
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+import webtest
 
 from sqlalchemy import event, select
 
@@ -132,3 +133,32 @@ def test_a_failed_commit_does_not_break_the_next_request_of_the_thread(app, hase
     # webtest runs every request on this thread: the failed transaction must be gone.
     hase.push_blob(NAME, b"first try")
     assert db.scalar(select(Image).where(Image.digest == sha(b"first try"))).completed
+
+
+def test_request_methods_live_on_one_class_made_at_start_up(app, testapp, settings, monkeypatch):
+    """add_request_method's methods and properties (ours, the plugins') are baked into one
+    request class: Pyramid no longer builds a class per request to hold them."""
+    from pyramid.interfaces import IRequestExtensions
+    from pyramid.security import NO_PERMISSION_REQUIRED
+    from pyramid.util import InstancePropertyHelper
+
+    from hinkskalle import make_config
+
+    assert app.registry.queryUtility(IRequestExtensions) is None
+    for name in ("dbsession", "blobstore", "hook", "emit", "client_address", "user"):
+        assert name in vars(app.request_factory), name
+    applied = []
+    monkeypatch.setattr(InstancePropertyHelper, "apply_properties",
+                        classmethod(lambda cls, target, props: applied.append(props)))
+    testapp.get("/v2/", status=401)
+    testapp.get("/version")
+    assert applied == []
+    # A request method added after start-up is still there, beside the baked ones.
+    monkeypatch.undo()
+    config = make_config(settings)
+    config.add_request_method(lambda request: request.blobstore is not None, "late", reify=True)
+    config.add_route("late", "/late")
+    config.add_view(lambda request: {"late": request.late}, route_name="late", renderer="json",
+                    permission=NO_PERMISSION_REQUIRED)
+    late = webtest.TestApp(config.make_wsgi_app())
+    assert late.get("/late").json == {"late": True}

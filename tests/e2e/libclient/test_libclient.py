@@ -95,6 +95,7 @@ def test_library_client_end_to_end(driver, tmp_path, app, db):
     assert done["containerUrl"] == "entities/test.hase/collections/e2e/containers/small"
     done, log = driver("push", "-file", str(large), "-ref", "test.hase/e2e/large", "-tags", "latest")
     assert "totalParts=[2]" in log and "Uploaded 2 parts" in log
+    assert "S3 compliant option: false" in log     # so the client sends parts without hashing each
     assert done["quota"]["quotaUsage"] >= large.stat().st_size
 
     image, _ = driver("image", "-ref", "test.hase/e2e/large", "-tag", "latest")
@@ -125,6 +126,18 @@ def test_library_client_end_to_end(driver, tmp_path, app, db):
     # delete
     driver("delete", "-ref", "test.hase/e2e/large", "-tag", "latest")
     driver("image", "-ref", "test.hase/e2e/large", "-tag", "latest", ok=False)
+
+
+def test_driver_pre_pass_hashes_like_the_tools(tmp_path):
+    """`checksums` (the client's md5 + sha256 pre-pass, timed by benchmarks/run.py)."""
+    binary = require_tool("hinkskalle-libclient")
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (tmp_path / "file").write_bytes(data)
+    result = run([binary, "checksums", "-file", str(tmp_path / "file")])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"md5": hashlib.md5(data).hexdigest(),
+                                         "sha256": hashlib.sha256(data).hexdigest()}
+    assert "elapsed " in result.stderr
 
 
 def test_key_client_and_signature_verification(driver, tmp_path):
