@@ -28,12 +28,13 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 
-# Regenerate the initial migration from the models (allowed until the first release).
+# A new migration from what the models have and the migrations do not: make migration MESSAGE="..."
+# (then read it through: renames come out as a drop and an add).
 migration: install
-	rm -f src/hinkskalle/migrations/versions/0001_*.py
 	rm -f /tmp/hinkskalle-migration.db
-	$(BIN)/python -c "from alembic import command; from hinkskalle.migrations import alembic_config; \
-	command.revision(alembic_config('sqlite:////tmp/hinkskalle-migration.db'), message='initial schema', autogenerate=True, rev_id='0001')"
+	$(BIN)/python -c "from alembic import command; from hinkskalle.migrations import alembic_config, upgrade; \
+	url = 'sqlite:////tmp/hinkskalle-migration.db'; upgrade(url); \
+	command.revision(alembic_config(url), message='$(MESSAGE)', autogenerate=True)"
 
 # Regenerate the README's configuration reference from the settings table in config.py.
 settings-doc: install

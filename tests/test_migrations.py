@@ -50,3 +50,12 @@ def test_migrations_match_the_models(empty_db):
     """What `make migration` would generate now is empty: models and migrations agree."""
     upgrade(empty_db)
     assert schema_diff(empty_db) == []
+
+
+def test_a_database_of_the_first_revision_upgrades_to_the_models(empty_db):
+    """Databases made before a later revision follow it (each revision runs on a filled schema)."""
+    upgrade(empty_db, "0001")
+    assert current(empty_db) == "0001"
+    upgrade(empty_db)
+    assert current(empty_db) != "0001"
+    assert schema_diff(empty_db) == []

@@ -221,8 +221,12 @@ def test_writeback_of_each_chunk_starts_while_the_rest_arrives(store, monkeypatc
     monkeypatch.setattr(storage, "_SYNC_FILE_RANGE", lambda fd, offset, length, flags: (
         ranges.append((offset, length, flags)), real(fd, offset, length, flags))[1])
     store.ingest(chunks(DATA))
-    assert sorted(ranges) == [(offset, len(piece), storage.SYNC_FILE_RANGE_WRITE)
-                              for offset, piece in zip(range(0, len(DATA), 100_000), chunks(DATA))]
+    assert {flags for _, _, flags in ranges} == {storage.SYNC_FILE_RANGE_WRITE}
+    ranges.sort()
+    assert all(offset % storage.PAGE == 0 and length % storage.PAGE == 0 for offset, length, _ in ranges)
+    # one after the other, with no gap, up to the last whole page
+    assert ranges[0][0] == 0 and all(a + n == b for (a, n, _), (b, _, _) in zip(ranges, ranges[1:]))
+    assert ranges[-1][0] + ranges[-1][1] == len(DATA) - len(DATA) % storage.PAGE
 
 
 def test_no_writeback_hint_where_the_system_has_none(store, monkeypatch):

@@ -202,8 +202,8 @@ def settings(engine, db_url, tmp_path, extra_plugins):
 @pytest.fixture
 def app(settings, engine):
     """The WSGI application; tables are emptied after the test."""
-    from . import make_config
-    yield make_config(settings).make_wsgi_app()
+    from . import make_app
+    yield make_app(settings)
     _empty_tables(engine)
 
 

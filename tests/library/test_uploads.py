@@ -263,11 +263,13 @@ def test_multipart_complete_failures(testapp, users, container, db, small_parts)
                      {"uploadID": start["uploadID"], "completedParts": parts}, headers=users["headers"]["admin"])
 
 
-def test_multipart_wrong_total_hash_is_422(testapp, users, container, db, small_parts):
-    # parts that verify individually but do not add up to the image's hash
+@pytest.mark.parametrize("announce", [True, False])
+def test_multipart_wrong_total_hash_is_422(testapp, users, container, db, small_parts, announce):
+    # parts that verify individually (or come without a sha256 of their own, as clients send
+    # them when told s3compliant "false") but do not add up to the image's hash
     image = new_image(testapp, users, container)
     other = SIGNED[:len(TINY)]
-    start, parts = multipart_push(testapp, users, image["id"], data=other)
+    start, parts = multipart_push(testapp, users, image["id"], data=other, announce=announce)
     testapp.put_json(f"/v2/imagefile/{image['id']}/_multipart_complete",
                      {"uploadID": start["uploadID"], "completedParts": parts}, headers=users["headers"]["user"],
                      status=422)
@@ -394,3 +396,29 @@ def test_completing_waits_for_a_part_still_being_written(app, testapp, users, co
         assert published.read() == TINY
     # A part sent after completion finds the upload completed.
     testapp.put(url.replace("http://localhost", ""), last, status=406)
+
+
+def test_a_part_sent_again_to_another_process_is_what_gets_checked(app, testapp, settings, users,
+                                                                    container, db, small_parts):
+    """Two server processes (two apps on one database and store): one received every part
+    and hashed them as they came; the first part is then sent again, with other bytes, to
+    the other. Completing in the first must check the bytes in the file, not its memory."""
+    import webtest
+
+    from hinkskalle import make_app
+    other = webtest.TestApp(make_app(settings),
+                            extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"})
+    headers = users["headers"]["user"]
+    image = new_image(testapp, users, container)
+    start, parts = multipart_push(testapp, users, image["id"], announce=False)
+    first = testapp.put_json(f"/v2/imagefile/{image['id']}/_multipart",
+                             {"uploadID": start["uploadID"], "partNumber": 1, "partSize": 16 * 1024},
+                             headers=headers).json["data"]["presignedURL"]
+    forged = other.put(first.replace("http://localhost", ""), b"\0" * 16 * 1024)
+    parts[0]["token"] = forged.headers["ETag"]
+    response = testapp.put_json(f"/v2/imagefile/{image['id']}/_multipart_complete",
+                                {"uploadID": start["uploadID"], "completedParts": parts}, headers=headers,
+                                status=422)
+    assert "does not match" in response.json["message"]
+    assert db.get(Image, int(image["id"])).upload_state != "completed"
+    assert not app.registry["blobstore"].exists("sha256:" + sha256(TINY))

@@ -33,13 +33,87 @@ def test_an_announced_sha256_is_checked_after_the_write(tmp_path):
 
 def test_a_part_without_announced_sha256_is_hashed_once(tmp_path, monkeypatch):
     """Only the running hash of the upload is fed; no hash of the part alone is made."""
+    import types
+
     import hinkskalle.services.storage as storage
     made = []
     real = hashlib.sha256
-    monkeypatch.setattr(storage.hashlib, "sha256", lambda *a: made.append(1) or real(*a))
+    # Only the store's own hashes are counted (not those of other threads of the test run).
+    monkeypatch.setattr(storage, "hashlib", types.SimpleNamespace(sha256=lambda *a: made.append(1) or real(*a)))
     store = BlobStore(str(tmp_path))
     parts = [b"a" * 1000, b"b" * 1000]
     for number, part in enumerate(parts):
         store.write_at("upload-4", [part], number * 1000)
     assert len(made) == 1                     # the running hash, made at offset 0
     assert store.upload_digest("upload-4") == "sha256:" + real(b"".join(parts)).hexdigest()
+
+
+# Two BlobStores on one root stand for two server processes: each has its own running
+# hashes, the file is shared. What is published must always be what the file holds.
+
+def _parts(store, upload, parts):
+    for number, part in enumerate(parts):
+        store.write_at(upload, [part], number * 1000)
+
+
+def test_a_part_rewritten_by_another_process_is_not_hashed_from_memory(tmp_path):
+    mine, other = BlobStore(str(tmp_path)), BlobStore(str(tmp_path))
+    parts = [b"a" * 1000, b"b" * 1000, b"c" * 1000]
+    _parts(mine, "upload-5", parts)                   # this process hashed all of it
+    other.write_at("upload-5", [b"X" * 1000], 0)      # a part sent again, to another process
+    on_disk = b"X" * 1000 + parts[1] + parts[2]
+    original = "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+    with pytest.raises(DigestMismatch):
+        mine.commit_upload("upload-5", original, 3000)
+    assert mine.upload_digest("upload-5") == "sha256:" + hashlib.sha256(on_disk).hexdigest()
+
+
+def test_a_failed_write_of_another_process_is_noticed(tmp_path):
+    mine, other = BlobStore(str(tmp_path)), BlobStore(str(tmp_path))
+    parts = [b"a" * 1000, b"b" * 1000]
+    _parts(mine, "upload-6", parts)
+
+    def broken():
+        yield b"Y" * 500
+        raise ConnectionError("client gone")
+    with pytest.raises(ConnectionError):
+        other.write_at("upload-6", broken(), 0)
+    assert mine.upload_digest("upload-6") == "sha256:" + hashlib.sha256(b"Y" * 500 + b"a" * 500 + parts[1]).hexdigest()
+    # and a mismatching announced sha256 (422) changes the file just the same
+    _parts(mine, "upload-7", parts)
+    with pytest.raises(DigestMismatch):
+        other.write_at("upload-7", [b"Z" * 1000], 1000, expected_sha256="0" * 64)
+    assert mine.upload_digest("upload-7") == "sha256:" + hashlib.sha256(parts[0] + b"Z" * 1000).hexdigest()
+
+
+def test_an_append_of_another_process_is_noticed(tmp_path):
+    """OCI chunks: this process hashed bytes whose commit was lost; another process then
+    appends other bytes at the recorded offset, up to the same size."""
+    mine, other = BlobStore(str(tmp_path)), BlobStore(str(tmp_path))
+    mine.append("upload-8", [b"a" * 100], 0)
+    mine.append("upload-8", [b"b" * 100], 100)        # (its database commit failed)
+    other.append("upload-8", [b"c" * 100], 100)
+    assert mine.upload_digest("upload-8") == "sha256:" + hashlib.sha256(b"a" * 100 + b"c" * 100).hexdigest()
+
+
+def test_own_writes_keep_the_running_hash(tmp_path, monkeypatch):
+    """The mark check costs no re-read while this process is the only writer."""
+    store = BlobStore(str(tmp_path))
+    parts = [b"a" * 1000, b"b" * 1000]
+    _parts(store, "upload-9", parts)
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **kw: reads.append(a) or real_open(*a, **kw))
+    assert store.upload_digest("upload-9") == "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+    assert not [a for a in reads if "upload-9" in str(a[0])]
+
+
+def test_without_nanosecond_mtimes_the_file_is_always_read_again(tmp_path, monkeypatch):
+    store = BlobStore(str(tmp_path))
+    monkeypatch.setattr(store, "_stamp", lambda path: None)    # a filesystem keeping seconds only
+    _parts(store, "upload-10", [b"a" * 1000, b"b" * 1000])
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **kw: reads.append(a) or real_open(*a, **kw))
+    assert store.upload_digest("upload-10") == "sha256:" + hashlib.sha256(b"a" * 1000 + b"b" * 1000).hexdigest()
+    assert [a for a in reads if "upload-10" in str(a[0])]

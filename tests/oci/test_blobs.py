@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import webtest
 
-from hinkskalle import make_config
+from hinkskalle import make_app
 from hinkskalle.models import Container, Image, Upload
 
 from .conftest import Client, errors, sha
@@ -155,7 +155,7 @@ def test_upload_resumes_after_restart(hase, settings, engine):
     location = _start(hase)
     hase.request("PATCH", location, body=b"first-", headers={"Content-Range": "0-5"}, status=202)
     # A new application instance (as after a restart) continues the same session.
-    restarted = Client(webtest.TestApp(make_config(settings).make_wsgi_app(),
+    restarted = Client(webtest.TestApp(make_app(settings),
                                        extra_environ={"HTTP_HOST": "localhost"}), hase.token)
     assert restarted.get(location, status=204).headers["Range"] == "0-5"
     restarted.request("PATCH", location, body=b"second", headers={"Content-Range": "6-11"}, status=202)

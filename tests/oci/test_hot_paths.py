@@ -142,7 +142,7 @@ def test_request_methods_live_on_one_class_made_at_start_up(app, testapp, settin
     from pyramid.security import NO_PERMISSION_REQUIRED
     from pyramid.util import InstancePropertyHelper
 
-    from hinkskalle import make_config
+    from hinkskalle import bake_request_extensions, make_config
 
     assert app.registry.queryUtility(IRequestExtensions) is None
     for name in ("dbsession", "blobstore", "hook", "emit", "client_address", "user"):
@@ -156,6 +156,7 @@ def test_request_methods_live_on_one_class_made_at_start_up(app, testapp, settin
     # A request method added after start-up is still there, beside the baked ones.
     monkeypatch.undo()
     config = make_config(settings)
+    bake_request_extensions(config)
     config.add_request_method(lambda request: request.blobstore is not None, "late", reify=True)
     config.add_route("late", "/late")
     config.add_view(lambda request: {"late": request.late}, route_name="late", renderer="json",

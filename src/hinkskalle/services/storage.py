@@ -16,6 +16,7 @@ import hashlib
 import os
 import queue
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -128,13 +129,19 @@ _SYNC_FILE_RANGE = _sync_file_range()
 SYNC_FILE_RANGE_WRITE = 2      # <fcntl.h>: start writing dirty pages out, do not wait
 
 
+PAGE = 4096
+
+
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Have the kernel start writing these bytes to disk now, without waiting for it (the
     write-behind databases use). The fsync before a blob is published then waits only for
     what is still in flight instead of flushing the whole blob at once: 0.45 s per GiB
-    at the end of every push here. Only a hint: errors show up in that fsync."""
-    if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+    at the end of every push here. Whole pages only: the next write into a page under
+    writeback could have to wait for it; a page left out goes with the next chunk. Only a
+    hint: errors show up in that fsync."""
+    begin, end = offset - offset % PAGE, (offset + length) - (offset + length) % PAGE
+    if _SYNC_FILE_RANGE is not None and end > begin:
+        _SYNC_FILE_RANGE(fd, begin, end - begin, SYNC_FILE_RANGE_WRITE)
 
 
 def _pour(fd: int, chunks: Iterable[bytes], offset: int, max_bytes: int | None,
@@ -161,6 +168,7 @@ class _Hashing:
     offset: int
     hasher: "hashlib._Hash"
     busy: bool = False        # a write_at is extending it right now
+    stamp: int | None = None  # the file's mtime (ns) as this process left it (see _stamp)
 
 
 class BlobStore:
@@ -281,7 +289,9 @@ class BlobStore:
         """
         hashing = self._hashing_at(upload_id, offset)
         hasher = hashing.hasher.copy()       # the running hash advances only once all is written
-        fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
+        path = self.upload_path(upload_id)
+        written = None
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, offset)
             written = _pour(fd, chunks, offset, None if limit is None else limit - offset, [hasher])
@@ -290,8 +300,11 @@ class BlobStore:
             raise
         finally:
             os.close(fd)
-        with self._lock:
-            self._advance(upload_id, hashing, offset, hasher, written)
+            stamp = self._stamp(path)
+            with self._lock:
+                if written is not None:
+                    self._advance(upload_id, hashing, offset, hasher, written)
+                self._restamp(upload_id, stamp)   # the bytes before `offset` are as hashed
         return written
 
     def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
@@ -306,8 +319,9 @@ class BlobStore:
         drops the running hash: the commit then re-reads the file, so what is published is
         always what was hashed. Raises TooLarge when more than `limit` bytes arrive.
         """
+        path = self.upload_path(upload_id)
         with self._lock:
-            running = self._hashing.get(upload_id)
+            running = self._current(upload_id)
             if running is None and offset == 0:
                 running = self._hashing[upload_id] = _Hashing(0, hashlib.sha256())
             feeding = running is not None and running.offset == offset and not running.busy
@@ -318,22 +332,67 @@ class BlobStore:
         own = hashlib.sha256() if expected_sha256 else None
         candidate = running.hasher.copy() if feeding else None
         written = None
-        fd = os.open(self.upload_path(upload_id), os.O_WRONLY | os.O_CREAT, 0o644)
         try:
-            written = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None])
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                written = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None])
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
             matches = own is None or own.hexdigest() == expected_sha256
-            if feeding:
-                with self._lock:
+            stamp = self._stamp(path)
+            with self._lock:
+                if feeding:
                     running.busy = False
                     if written is None:
                         self._hashing.pop(upload_id, None)
                     elif matches:
                         self._advance(upload_id, running, offset, candidate, written)
+                # What is still registered hashed bytes this write did not touch.
+                self._restamp(upload_id, stamp)
         if not matches:
             raise DigestMismatch(expected_sha256, own.hexdigest())
         return written
+
+    # A running hash lives in one server process, but any process may write the file (the
+    # database's row lock makes them take turns): another process's write (a part sent
+    # again, a failed retry) may change bytes this process already hashed. So every write
+    # leaves its own mark on the file, an mtime that no other write sets, and a running hash
+    # is trusted only while the file still carries the mark of this process's last write.
+    def _stamp(self, path: str) -> int | None:
+        """Set the file's mtime to a value of our own and return it; None where the file is
+        gone or the filesystem does not keep nanoseconds (running hashes are then never
+        trusted: the commit re-reads the file). The value lies a second or two in the past,
+        so any later write, which sets the clock's time, changes it."""
+        mark = time.time_ns() - 1_000_000_000 - secrets.randbelow(1_000_000_000)
+        try:
+            os.utime(path, ns=(mark, mark))
+            return mark if os.stat(path).st_mtime_ns == mark else None
+        except FileNotFoundError:
+            return None
+
+    def _restamp(self, upload_id: str, stamp: int | None) -> None:
+        """After a write of this process: the registered running hash (if any) is valid for
+        the file as it now is. Call with the lock held."""
+        hashing = self._hashing.get(upload_id)
+        if hashing is not None and not hashing.busy:
+            hashing.stamp = stamp
+
+    def _current(self, upload_id: str) -> _Hashing | None:
+        """The registered running hash, unless another process wrote the file since this one
+        last did (then it is dropped). Call with the lock held."""
+        hashing = self._hashing.get(upload_id)
+        if hashing is None or hashing.busy or hashing.offset == 0:
+            return hashing
+        try:
+            untouched = hashing.stamp is not None and \
+                os.stat(self.upload_path(upload_id)).st_mtime_ns == hashing.stamp
+        except FileNotFoundError:
+            untouched = False
+        if not untouched:
+            self._hashing.pop(upload_id, None)
+            return None
+        return hashing
 
     def _advance(self, upload_id: str, running: _Hashing, offset: int, hasher, written: int) -> None:
         """After a complete write at `offset`: `hasher` (a copy of `running`'s, fed with the
@@ -345,7 +404,7 @@ class BlobStore:
     def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
         """The running hash of the first `offset` bytes, catching up from the file if behind."""
         with self._lock:
-            hashing = self._hashing.get(upload_id)
+            hashing = self._current(upload_id)
             if hashing is None or hashing.offset > offset or hashing.busy:
                 hashing = _Hashing(0, hashlib.sha256())
             path = self.upload_path(upload_id)
@@ -358,6 +417,7 @@ class BlobStore:
                             break
                         hashing.hasher.update(chunk)
                         hashing.offset += len(chunk)
+                hashing.stamp = self._stamp(path)
             self._hashing[upload_id] = hashing
             return hashing
 

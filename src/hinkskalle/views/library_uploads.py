@@ -52,7 +52,7 @@ def _stored(etag: str) -> Response:
     (The original server sent "Danke!": Go's HTTP client does not read a body it does not
     need, and then cannot reuse the connection, so every part came on a new connection,
     to any of the server's processes, and lost the running hash of the one before.)"""
-    response = Response(status=200)
+    response = Response(status=200, content_type=None)
     response.headers["ETag"] = etag
     return response
 
