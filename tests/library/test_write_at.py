@@ -117,3 +117,34 @@ def test_without_nanosecond_mtimes_the_file_is_always_read_again(tmp_path, monke
     monkeypatch.setattr("builtins.open", lambda *a, **kw: reads.append(a) or real_open(*a, **kw))
     assert store.upload_digest("upload-10") == "sha256:" + hashlib.sha256(b"a" * 1000 + b"b" * 1000).hexdigest()
     assert [a for a in reads if "upload-10" in str(a[0])]
+
+
+def test_a_filesystem_that_rounds_mtimes_or_refuses_them_costs_a_re_read_only(tmp_path, monkeypatch):
+    import os
+
+    for broken in ("rounds", "refuses"):
+        store = BlobStore(str(tmp_path / broken))
+        real_utime = os.utime
+
+        def utime(path, ns=None, **kw):
+            if broken == "refuses":
+                raise PermissionError(1, "Operation not permitted", path)
+            return real_utime(path, ns=tuple(n - n % 1_000_000_000 for n in ns), **kw)
+        monkeypatch.setattr(os, "utime", utime)
+        parts = [b"a" * 1000, b"b" * 1000]
+        _parts(store, "upload-11", parts)
+        assert all(h.stamp is None for h in store._hashing.values())
+        digest = "sha256:" + hashlib.sha256(b"".join(parts)).hexdigest()
+        assert store.commit_upload("upload-11", digest, 2000) == (digest, 2000)
+        monkeypatch.undo()
+
+
+def test_an_append_keeps_its_running_hash_while_no_one_else_writes(tmp_path, monkeypatch):
+    store = BlobStore(str(tmp_path))
+    store.append("upload-12", [b"a" * 100], 0)
+    store.append("upload-12", [b"b" * 100], 100)
+    reads = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **kw: reads.append(a) or real_open(*a, **kw))
+    assert store.upload_digest("upload-12") == "sha256:" + hashlib.sha256(b"a" * 100 + b"b" * 100).hexdigest()
+    assert not [a for a in reads if "upload-12" in str(a[0])]

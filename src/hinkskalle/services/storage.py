@@ -304,7 +304,7 @@ class BlobStore:
             with self._lock:
                 if written is not None:
                     self._advance(upload_id, hashing, offset, hasher, written)
-                self._restamp(upload_id, stamp)   # the bytes before `offset` are as hashed
+                self._restamp(upload_id, stamp, hashing)   # the bytes before `offset` are as hashed
         return written
 
     def write_at(self, upload_id: str, chunks: Iterable[bytes], offset: int,
@@ -335,9 +335,10 @@ class BlobStore:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                written = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None])
+                count = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None])
             finally:
-                os.close(fd)
+                os.close(fd)          # (network filesystems report write errors here)
+            written = count
         finally:
             matches = own is None or own.hexdigest() == expected_sha256
             stamp = self._stamp(path)
@@ -348,8 +349,8 @@ class BlobStore:
                         self._hashing.pop(upload_id, None)
                     elif matches:
                         self._advance(upload_id, running, offset, candidate, written)
-                # What is still registered hashed bytes this write did not touch.
-                self._restamp(upload_id, stamp)
+                # If still registered, it hashed bytes this write did not touch.
+                self._restamp(upload_id, stamp, running)
         if not matches:
             raise DigestMismatch(expected_sha256, own.hexdigest())
         return written
@@ -367,15 +368,24 @@ class BlobStore:
         mark = time.time_ns() - 1_000_000_000 - secrets.randbelow(1_000_000_000)
         try:
             os.utime(path, ns=(mark, mark))
-            return mark if os.stat(path).st_mtime_ns == mark else None
-        except FileNotFoundError:
+            return mark if self._mtime(path) == mark else None
+        except OSError:            # gone, or not ours to touch (EPERM, a mount that refuses)
             return None
 
-    def _restamp(self, upload_id: str, stamp: int | None) -> None:
-        """After a write of this process: the registered running hash (if any) is valid for
-        the file as it now is. Call with the lock held."""
-        hashing = self._hashing.get(upload_id)
-        if hashing is not None and not hashing.busy:
+    @staticmethod
+    def _mtime(path: str) -> int:
+        """The file's mtime in ns, from an open descriptor: opening makes NFS revalidate its
+        cached attributes, which a plain stat may serve for seconds (mounts without `nocto`)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+
+    def _restamp(self, upload_id: str, stamp: int | None, hashing: _Hashing | None) -> None:
+        """After a write of this process: `hashing`, if it is still the registered running
+        hash, is valid for the file as it now is. Call with the lock held."""
+        if hashing is not None and self._hashing.get(upload_id) is hashing and not hashing.busy:
             hashing.stamp = stamp
 
     def _current(self, upload_id: str) -> _Hashing | None:
@@ -385,9 +395,8 @@ class BlobStore:
         if hashing is None or hashing.busy or hashing.offset == 0:
             return hashing
         try:
-            untouched = hashing.stamp is not None and \
-                os.stat(self.upload_path(upload_id)).st_mtime_ns == hashing.stamp
-        except FileNotFoundError:
+            untouched = hashing.stamp is not None and self._mtime(self.upload_path(upload_id)) == hashing.stamp
+        except OSError:
             untouched = False
         if not untouched:
             self._hashing.pop(upload_id, None)
