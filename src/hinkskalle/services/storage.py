@@ -127,8 +127,6 @@ def _sync_file_range():
 
 _SYNC_FILE_RANGE = _sync_file_range()
 SYNC_FILE_RANGE_WRITE = 2      # <fcntl.h>: start writing dirty pages out, do not wait
-
-
 PAGE = 4096
 
 
