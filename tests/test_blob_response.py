@@ -68,13 +68,34 @@ def test_without_file_wrapper(app, blob):
     assert client.head("/blob").content_length == SIZE
 
 
-def test_blob_iter_ranges_hand_the_positioned_file_to_the_wrapper(blob):
+def test_blob_iter_ranges_hand_a_window_of_the_file_to_the_wrapper(blob):
     class Wrapper:
         def __init__(self, file, block_size):
             self.file, self.block_size = file, block_size
 
     ranged = BlobIter(str(blob), file_wrapper=Wrapper).app_iter_range(1000, 2000)
     assert isinstance(ranged, Wrapper) and ranged.file.tell() == 1000
+    assert ranged.file.seek(0, os.SEEK_END) == 2000
     ranged.file.close()
     plain = BlobIter(str(blob)).app_iter_range(1000, 2000)
     assert b"".join(plain) == blob.read_bytes()[1000:2000]
+
+
+@pytest.mark.parametrize("start, stop", [(1000, 2000), (1048570, 2097161), (SIZE - 5, SIZE), (0, SIZE)])
+def test_servers_file_wrappers_read_no_further_than_the_range(blob, start, stop):
+    """gunicorn without sendfile iterates its wrapper and drops what lies past Content-Length:
+    a 64 MiB Range of a 1 GiB blob used to read the blob to its end. waitress measures the
+    file by seeking to its end."""
+    from gunicorn.http.wsgi import FileWrapper
+    from waitress.buffers import ReadOnlyFileBasedBuffer
+    data = blob.read_bytes()
+
+    gunicorn_iter = BlobIter(str(blob), file_wrapper=FileWrapper).app_iter_range(start, stop)
+    read = list(gunicorn_iter)
+    gunicorn_iter.close()
+    assert b"".join(read) == data[start:stop]
+
+    waitress_buffer = BlobIter(str(blob), file_wrapper=ReadOnlyFileBasedBuffer).app_iter_range(start, stop)
+    assert waitress_buffer.prepare() == stop - start
+    assert waitress_buffer.get(SIZE, skip=True) == data[start:stop]
+    waitress_buffer.close()

@@ -10,6 +10,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import pytest
 from waitress import create_server
 
 from hinkskalle.server import use_plain_http_channel
@@ -178,3 +179,42 @@ def test_gunicorn_worker_reads_large_bodies_from_the_socket_and_keeps_connection
             assert reply == {"sha": hashlib.sha256(sent).hexdigest(), "n": len(sent), "reader": "SocketBody"}
             # the next request on the connection starts where this body ended
             assert post("", small) == {"sha": hashlib.sha256(small).hexdigest(), "n": len(small), "reader": "Body"}
+
+
+BLOB_APP = '''
+import os
+from pyramid.config import Configurator
+from hinkskalle.views.common import blob_response
+
+BLOB = os.path.join(os.path.dirname(__file__), "blob")
+
+def view(request):
+    return blob_response(request, BLOB, os.path.getsize(BLOB))
+
+with Configurator() as config:
+    config.add_route("blob", "/blob")
+    config.add_view(view, route_name="blob")
+    app = config.make_wsgi_app()
+'''
+
+
+@pytest.mark.parametrize("sendfile", ["sendfile", "no-sendfile"])
+def test_gunicorn_worker_serves_blobs_and_their_ranges(tmp_path, sendfile):
+    """Full and ranged GETs on one kept-alive connection, with sendfile(2) and with reads."""
+    data = os.urandom(3 * 1024 * 1024 + 77)
+    (tmp_path / "blob").write_bytes(data)
+    options = () if sendfile == "sendfile" else ("--no-sendfile",)
+    with gunicorn_serving(tmp_path, BLOB_APP, *options) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for start, stop in [(None, None), (0, 99), (1048570, 2097160), (len(data) - 5, None), (None, None)]:
+            headers = {} if start is None else {"Range": f"bytes={start}-{'' if stop is None else stop}"}
+            connection.request("GET", "/blob", headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+            if start is None:
+                assert response.status == 200 and body == data
+            else:
+                end = len(data) - 1 if stop is None else stop
+                assert response.status == 206 and body == data[start:end + 1]
+                assert response.getheader("Content-Range") == f"bytes {start}-{end}/{len(data)}"
+        connection.close()

@@ -473,12 +473,46 @@ class BlobStore:
         return removed
 
 
+class FileWindow:
+    """An open file that ends at `stop`: what a server's `file_wrapper` gets for a Range.
+
+    Servers read a wrapped file their own way: gunicorn sends it with sendfile(2) from the
+    current position for Content-Length bytes, or, with `sendfile = false`, reads it to its
+    end and drops what lies past Content-Length; waitress seeks to the end to learn its
+    length. Reads, `seek(0, SEEK_END)` and so the length all stop at `stop`; positions are
+    the file's own.
+    """
+
+    def __init__(self, file, stop: int):
+        self.file, self.stop = file, stop
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = max(self.stop - self.file.tell(), 0)
+        return self.file.read(left if size is None or size < 0 else min(size, left))
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            return self.file.seek(self.stop + offset)
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class BlobIter:
     """WSGI app_iter over a blob with seek-based ranges (webob calls `app_iter_range`).
 
-    With the server's `file_wrapper` a range is handed to the server's own file sending:
-    the file is positioned at the start and the server stops after Content-Length bytes
-    (PEP 3333), which webob sets to the range's length.
+    With the server's `file_wrapper` a range is handed to the server's own file sending,
+    as a `FileWindow` positioned at the start.
     """
 
     def __init__(self, path: str, start: int = 0, stop: int | None = None, block_size: int = CHUNK,
@@ -491,7 +525,8 @@ class BlobIter:
     def app_iter_range(self, start, stop):
         if self.file_wrapper is not None and self.start == 0 and self.stop is None:
             self.file.seek(start or 0)
-            return self.file_wrapper(self.file, self.block_size)
+            window = self.file if stop is None else FileWindow(self.file, stop)
+            return self.file_wrapper(window, self.block_size)
         self.file.close()
         return BlobIter(self.path, self.start + (start or 0),
                         None if stop is None else self.start + stop, self.block_size)
