@@ -315,6 +315,57 @@ def test_resumable_upload_continues_after_restart(tmp_path):
     assert restarted.exists(sha(DATA)) and files_under(restarted.upload_root) == []
 
 
+def test_catching_up_on_one_upload_does_not_stall_the_others(tmp_path, monkeypatch):
+    """A restarted process re-reads a partial upload to go on hashing it (gigabytes, seconds);
+    meanwhile its other uploads go on."""
+    root = str(tmp_path / "store")
+    BlobStore(root).append("upload-big1", chunks(DATA), offset=0)
+    restarted = BlobStore(root)
+    reading, release = threading.Event(), threading.Event()
+    real_open = open
+
+    class HeldFile:                       # the re-read of upload-big1 waits for `release`
+        def __init__(self, handle):
+            self.handle = handle
+
+        def read(self, size):
+            reading.set()
+            assert release.wait(30)
+            return self.handle.read(size)
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def held_open(path, *args, **kw):
+        handle = real_open(path, *args, **kw)
+        return HeldFile(handle) if str(path).endswith("upload-big1") else handle
+
+    monkeypatch.setattr("builtins.open", held_open)
+    catching_up = threading.Thread(target=restarted.upload_digest, args=("upload-big1",))
+    catching_up.start()
+    try:
+        assert reading.wait(30)
+        other = threading.Thread(target=lambda: (
+            restarted.append("upload-new1", chunks(DATA[:1000]), offset=0),
+            restarted.write_at("upload-new2", [DATA[:1000]], 0)))
+        other.start()
+        other.join(10)
+        assert not other.is_alive(), "another upload waited for the re-read"
+    finally:
+        release.set()
+        catching_up.join(30)
+    monkeypatch.undo()
+    assert restarted.commit_upload("upload-big1") == (sha(DATA), len(DATA))
+    assert restarted.commit_upload("upload-new1") == (sha(DATA[:1000]), 1000)
+    assert restarted.upload_digest("upload-new2") == sha(DATA[:1000])
+
+
 def test_torn_append_is_cut_back_to_the_recorded_offset(tmp_path):
     root = str(tmp_path / "store")
     recorded = 2_000_000

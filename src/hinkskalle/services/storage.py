@@ -409,24 +409,34 @@ class BlobStore:
             running.hasher, running.offset = hasher, offset + written
 
     def _hashing_at(self, upload_id: str, offset: int) -> _Hashing:
-        """The running hash of the first `offset` bytes, catching up from the file if behind."""
+        """The running hash of the first `offset` bytes, catching up from the file if behind.
+
+        The file is read outside the store's lock: catching up on gigabytes (after a restart,
+        or after another process wrote) must not stall the other uploads of this process.
+        Writes to one upload take turns anyway (the database's row lock).
+        """
         with self._lock:
-            hashing = self._current(upload_id)
-            if hashing is None or hashing.offset > offset or hashing.busy:
-                hashing = _Hashing(0, hashlib.sha256())
-            path = self.upload_path(upload_id)
-            if hashing.offset < offset and os.path.exists(path):
-                with open(path, "rb") as handle:
-                    handle.seek(hashing.offset)
-                    while hashing.offset < offset:
-                        chunk = handle.read(min(CHUNK, offset - hashing.offset))
-                        if not chunk:
-                            break
-                        hashing.hasher.update(chunk)
-                        hashing.offset += len(chunk)
-                hashing.stamp = self._stamp(path)
+            current = self._current(upload_id)
+        if current is not None and current.offset == offset and not current.busy:
+            return current
+        if current is None or current.offset > offset or current.busy:
+            hashing = _Hashing(0, hashlib.sha256())
+        else:
+            hashing = _Hashing(current.offset, current.hasher.copy())
+        path = self.upload_path(upload_id)
+        if hashing.offset < offset and os.path.exists(path):
+            with open(path, "rb") as handle:
+                handle.seek(hashing.offset)
+                while hashing.offset < offset:
+                    chunk = handle.read(min(CHUNK, offset - hashing.offset))
+                    if not chunk:
+                        break
+                    hashing.hasher.update(chunk)
+                    hashing.offset += len(chunk)
+            hashing.stamp = self._stamp(path)
+        with self._lock:
             self._hashing[upload_id] = hashing
-            return hashing
+        return hashing
 
     def upload_digest(self, upload_id: str) -> str:
         """sha256 of the whole partial upload (from the running hash when it is current)."""
