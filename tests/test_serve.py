@@ -217,7 +217,7 @@ def connections_reach_every_worker(port: int, workers: list[int]) -> None:
 
 def blob_push_and_pull_through(base: str, ini: Path) -> None:
     """Bodies above 1 MiB (read from the socket by our gunicorn worker), chunked and whole,
-    and downloads (sendfile) whole and in ranges, on kept-alive connections."""
+    and downloads whole and in ranges, on kept-alive connections."""
     run = [str(PSERVE.parent / "hinkskalle"), "-c", str(ini)]
     subprocess.run(run + ["user", "add", "hase", "--email", "hase@example.org", "--password", "geheim"],
                    check=True, capture_output=True, timeout=120)

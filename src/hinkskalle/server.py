@@ -8,7 +8,7 @@ immediately:
 - `use = egg:hinkskalle#waitress`: waitress (one process; development.ini, small sites);
 - `use = egg:gunicorn#main` with `worker_class = hinkskalle.server.PlainHTTPThreadWorker`:
   gunicorn's threaded worker (production.ini: several processes, request bodies streamed to
-  the app, blobs sent with sendfile(2)).
+  the app).
 """
 from __future__ import annotations
 

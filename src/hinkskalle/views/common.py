@@ -53,8 +53,8 @@ def blob_response(request, path: str, size: int, *, content_type: str = "applica
     response = Response(content_type=content_type, conditional_response=True)
     response.accept_ranges = "bytes"
     if request.method != "HEAD":
-        # The server's own file sending (waitress: from its I/O thread, gunicorn: sendfile)
-        # instead of copying 1 MiB blocks through a worker thread.
+        # The server's own file sending: waitress sends from its I/O thread, gunicorn with
+        # sendfile(2) or, with `sendfile = false`, its own reads.
         wrapper = request.environ.get("wsgi.file_wrapper")
         if wrapper is not None and request.range is None:
             response.app_iter = wrapper(open(path, "rb"), CHUNK)
