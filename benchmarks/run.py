@@ -628,6 +628,15 @@ def new_file_speed(work: Path, size: int) -> float:
     return size / MiB / seconds
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) clock ticks of all cores so far, from /proc/stat's `cpu` line. Steal is
+    time the hypervisor gave this VM's cores to others: on this shared host it swings the
+    absolute figures of a run by 2x, and the ratios of alternated runs much less."""
+    with open("/proc/stat") as handle:
+        ticks = [int(value) for value in handle.readline().split()[1:]]
+    return ticks[7] if len(ticks) > 7 else 0, sum(ticks[:8])
+
+
 def median_of(runs: int, measure) -> float:
     return statistics.median(measure() for _ in range(runs))
 
@@ -934,6 +943,7 @@ def main(argv=None) -> int:
             log(f"distribution: pid {theirs.pid} on :{theirs.port} (htpasswd), "
                 f"pid {theirs_noauth.pid} on :{theirs_noauth.port} (no auth)")
         registries = ours + ([theirs] if theirs else [])
+        steal_before = cpu_times()
 
         bench.notes.append(f"machine: writing {args.size} MiB into a new file (what every push does, and "
                            f"the Apptainer client's pull) {new_file_speed(work, args.size * MiB):.0f} MiB/s; "
@@ -958,6 +968,9 @@ def main(argv=None) -> int:
             for registry in ours:
                 library_figures(bench, registry)
         bench.memory_figure(registries)
+        steal, total = (after - before for after, before in zip(cpu_times(), steal_before))
+        bench.notes.append(f"machine: the hypervisor took {100 * steal / max(total, 1):.1f}% of this "
+                           "VM's CPU time during the run (steal)")
     finally:
         stop_all()
         if not args.keep:
