@@ -145,8 +145,9 @@ def test_writer_waits_for_queued_chunks_before_the_caller_cleans_up(store, monke
 
     def slow_pwrite(fd, data, position):
         threading.Event().wait(0.01)
-        written.append(position)
-        return real_pwrite(fd, data, position)
+        count = real_pwrite(fd, data, position)
+        written.append(count)
+        return count
 
     def broken():
         yield from chunks(DATA[:600_000])
@@ -155,7 +156,9 @@ def test_writer_waits_for_queued_chunks_before_the_caller_cleans_up(store, monke
     monkeypatch.setattr(os, "pwrite", slow_pwrite)
     with pytest.raises(ConnectionResetError):
         store.append("upload-0006", broken(), offset=0)
-    assert len(written) == 6 and not writer_threads()     # nothing written after append returned
+    assert sum(written) == 600_000 and not writer_threads()   # all of it, and nothing after
+    time.sleep(0.05)
+    assert sum(written) == 600_000
 
 
 def test_append_retried_after_a_broken_connection_hashes_right(store):
@@ -212,9 +215,10 @@ def test_published_with_fsync_and_atomic_rename(store, monkeypatch):
     assert ("replace", store.path(digest)) in calls
 
 
-def test_writeback_of_each_chunk_starts_while_the_rest_arrives(store, monkeypatch):
-    """Every written range is handed to sync_file_range(2) at once, so the fsync before
-    publishing has little left to flush."""
+def test_writeback_of_each_chunk_starts_while_the_rest_arrives(tmp_path, monkeypatch):
+    """Written through the page cache, every range is handed to sync_file_range(2) at once,
+    so the fsync before publishing has little left to flush."""
+    store = BlobStore(str(tmp_path / "store"), direct_writes=False)
     ranges = []
     real = storage._SYNC_FILE_RANGE
     assert real is not None                  # Linux with glibc: the real call exists
@@ -290,6 +294,91 @@ def test_range_requests_through_webob(store, header, status, expected):
     result = request.get_response(response)
     assert result.status_int == status
     assert result.body == expected
+
+
+# -- direct writes (O_DIRECT) ---------------------------------------------------------
+
+def record_writes(monkeypatch) -> list[tuple[int, int, bool]]:
+    """(offset, length, with O_DIRECT) of every pwrite from now on."""
+    import fcntl
+    writes, real_pwrite = [], os.pwrite
+
+    def pwrite(fd, data, position):
+        direct = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+        count = real_pwrite(fd, data, position)
+        writes.append((position, count, direct))
+        return count
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    return writes
+
+
+def test_a_large_body_is_written_past_the_page_cache(store, monkeypatch):
+    writes = record_writes(monkeypatch)
+    assert store.ingest(chunks(DATA, storage.CHUNK)) == (sha(DATA), len(DATA))
+    direct = [(offset, length) for offset, length, is_direct in writes if is_direct]
+    # The first chunk inline through the page cache, then whole blocks direct, the tail not.
+    assert sum(length for _, length in direct) == len(DATA) - storage.CHUNK - 17
+    assert all(offset % storage.DIRECT_ALIGN == 0 == length % storage.DIRECT_ALIGN
+               for offset, length in direct)
+    with store.open(sha(DATA)) as handle:
+        assert handle.read() == DATA
+
+
+def test_small_bodies_and_a_store_without_direct_writes_use_the_page_cache(tmp_path, monkeypatch):
+    writes = record_writes(monkeypatch)
+    BlobStore(str(tmp_path / "a")).ingest([DATA[:storage.CHUNK]])          # one chunk
+    BlobStore(str(tmp_path / "b"), direct_writes=False).ingest(chunks(DATA))
+    assert writes and not any(is_direct for *_, is_direct in writes)
+
+
+def test_direct_writes_keep_every_byte_at_unaligned_offsets_and_sizes(store, monkeypatch):
+    writes = record_writes(monkeypatch)
+    # OCI appends that end and start mid-block, in chunks of odd sizes.
+    cuts = [0, 1000, 1_500_001, 2_700_000, len(DATA)]
+    for begin, end in zip(cuts, cuts[1:]):
+        store.append("upload-odd1", chunks(DATA[begin:end], 100_003), offset=begin)
+    assert store.commit_upload("upload-odd1", expected_digest=sha(DATA)) == (sha(DATA), len(DATA))
+    # Library parts at unaligned offsets, the last one first.
+    parts = [(0, 1_234_567), (1_234_567, 2_500_000), (2_500_000, len(DATA))]
+    for begin, end in reversed(parts):
+        store.write_at("upload-odd2", chunks(DATA[begin:end], 333_333), offset=begin)
+    with open(store.upload_path("upload-odd2"), "rb") as handle:
+        assert handle.read() == DATA
+    assert any(is_direct for *_, is_direct in writes)
+
+
+def test_a_filesystem_without_o_direct_gets_the_page_cache(store, monkeypatch):
+    import fcntl
+    real_fcntl = fcntl.fcntl
+
+    def refusing(fd, command, arg=0):
+        if command == fcntl.F_SETFL and arg & os.O_DIRECT:
+            raise OSError(22, "Invalid argument")          # as tmpfs before Linux 6.6, some FUSE
+        return real_fcntl(fd, command, arg)
+
+    monkeypatch.setattr(fcntl, "fcntl", refusing)
+    writes = record_writes(monkeypatch)
+    store.append("upload-nodi", chunks(DATA), offset=0)
+    assert store.commit_upload("upload-nodi", expected_digest=sha(DATA)) == (sha(DATA), len(DATA))
+    assert not any(is_direct for *_, is_direct in writes)
+
+
+def test_a_direct_write_refused_midway_is_written_through_the_page_cache(store, monkeypatch):
+    import fcntl
+    refused, real_pwrite = [], os.pwrite
+
+    def pwrite(fd, data, position):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT and not refused:
+            refused.append(position)                       # a device wanting larger alignment
+            raise OSError(22, "Invalid argument")
+        return real_pwrite(fd, data, position)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    assert store.ingest(chunks(DATA)) == (sha(DATA), len(DATA))
+    assert refused
+    with store.open(sha(DATA)) as handle:
+        assert handle.read() == DATA
 
 
 def test_unsatisfiable_range(store):

@@ -42,8 +42,8 @@ class Env:
         return get_session_factory(get_engine(self.settings))
 
     def store(self):
-        from .services.storage import BlobStore
-        return BlobStore(self.settings["hinkskalle.storage.path"])
+        from .services.storage import store_from_settings
+        return store_from_settings(self.settings)
 
     def plugin_manager(self):
         from .plugins import make_plugin_manager

@@ -118,6 +118,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Database URL (SQLite, postgresql://, mysql+pymysql://). Env: DATABASE_URL."),
     Setting("hinkskalle.storage.path", as_str, "%(here)s/data/blobs",
             "Folder of the content-addressed blob store and partial uploads."),
+    Setting("hinkskalle.storage.direct_writes", as_bool, True,
+            "Write uploads past the page cache (O_DIRECT) where the filesystem allows: faster pushes, "
+            "the first pull of a new blob reads the disk."),
     Setting("hinkskalle.backend_url", as_url, "",
             "Public base URL used in generated links; empty = derived from the request."),
     Setting("hinkskalle.frontend_url", as_url, "", "URL of the web frontend (config.prod.json)."),

@@ -12,7 +12,10 @@ its bytes fsync'd. Nothing here ever holds a whole blob in memory.
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
 import queue
 import re
@@ -55,14 +58,17 @@ class _Writer:
 
     Chunks must be bytes (never changed after they are handed over). At most DEPTH of them
     wait: with the one being written and the one being received, a push holds at most four
-    chunks (4 MiB). `close` waits until all are written and raises what the writing failed
+    chunks (4 MiB), and with `direct` one more for the aligned copy (_DirectOutput), which
+    the chunks after the first go through. `close` waits until all are written and raises what the writing failed
     with, unless the caller is failing already; `write` raises it as soon as it is known.
     """
 
     DEPTH = 2
 
-    def __init__(self, fd: int, offset: int, hashers: list = ()):
+    def __init__(self, fd: int, offset: int, hashers: list = (), direct: bool = False):
         self.fd, self.position, self.hashers = fd, offset, hashers
+        self.direct = direct
+        self._out: _DirectOutput | None = None
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -75,6 +81,8 @@ class _Writer:
             self._write(chunk)
             return
         if self._thread is None:
+            if self.direct:
+                self._out = _DirectOutput(self.fd, self.position)
             self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
             self._thread.start()
         self._queue.put(chunk)
@@ -84,6 +92,12 @@ class _Writer:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._out is not None:
+            try:
+                self._out.close()
+            except BaseException as err:  # noqa: BLE001
+                self._error = self._error or err
+            self._out = None
         error, self._error = self._error, None      # (its traceback refers back to us)
         if error is not None and raise_error:
             raise error
@@ -104,14 +118,96 @@ class _Writer:
                     self._error = err
 
     def _write(self, chunk: bytes) -> None:
-        start = self.position
-        view = memoryview(chunk)
-        while view:
-            count = os.pwrite(self.fd, view, self.position)
-            view, self.position = view[count:], self.position + count
-        start_writeback(self.fd, start, len(chunk))
+        if self._out is not None:
+            self._out.write(chunk)
+        else:
+            _pwrite_all(self.fd, chunk, self.position)
+            start_writeback(self.fd, self.position, len(chunk))
+            self.position += len(chunk)
         for hasher in self.hashers:
             hasher.update(chunk)
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        count = os.pwrite(fd, view, offset)
+        view, offset = view[count:], offset + count
+
+
+DIRECT_ALIGN = 4096   # O_DIRECT's alignment of offsets, lengths and memory (covers 512-byte devices)
+
+
+class _DirectOutput:
+    """Writes a file's bytes past the page cache (O_DIRECT), through an aligned buffer.
+
+    A page-cache page that is new to the file costs the kernel a free page to find and fill
+    and, on a virtual machine, often a fault in the host as well: here one GiB written
+    through the page cache took 2.5 s of CPU (370 MiB/s), written direct 0.04 s (2750
+    MiB/s). The price: the first read of a new blob comes from the disk (1270 MiB/s direct,
+    600 through the page cache here); a blob nobody pulls soon never costs page cache at all.
+    Whole blocks only go direct: the unaligned head and tail go through the page cache, and
+    so does everything where the filesystem refuses O_DIRECT (EINVAL).
+    """
+
+    def __init__(self, fd: int, position: int):
+        self.fd, self.position = fd, position     # file offset of buffer[0]
+        self.buffer = mmap.mmap(-1, CHUNK + DIRECT_ALIGN)   # page-aligned memory
+        self.filled = 0
+        self.flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        self.direct: bool | None = None           # not yet decided: at the first block boundary
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        if self.direct is None:       # up to the first block boundary through the page cache
+            head = view[:-self.position % DIRECT_ALIGN]
+            _pwrite_all(self.fd, head, self.position)
+            self.position += len(head)
+            view = view[len(head):]
+            if self.position % DIRECT_ALIGN:
+                return
+            self.direct = self._set_direct(True)
+        while view:
+            count = min(len(view), len(self.buffer) - self.filled)
+            self.buffer[self.filled:self.filled + count] = view[:count]
+            self.filled += count
+            view = view[count:]
+            self._flush(self.filled - self.filled % DIRECT_ALIGN)
+
+    def _flush(self, length: int) -> None:
+        if length == 0:
+            return
+        with memoryview(self.buffer) as whole:
+            if self.direct:
+                try:
+                    _pwrite_all(self.fd, whole[:length], self.position)
+                except OSError as err:
+                    if err.errno != errno.EINVAL:
+                        raise
+                    self.direct = self._set_direct(False)
+            if not self.direct:
+                _pwrite_all(self.fd, whole[:length], self.position)
+                start_writeback(self.fd, self.position, length)
+        rest = self.buffer[length:self.filled]
+        self.buffer[:len(rest)] = rest
+        self.position += length
+        self.filled = len(rest)
+
+    def _set_direct(self, on: bool) -> bool:
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, self.flags | os.O_DIRECT if on else self.flags)
+            return on
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Write what is left (less than a block) through the page cache."""
+        try:
+            if self.direct:
+                self.direct = self._set_direct(False)
+            self._flush(self.filled)
+        finally:
+            self.buffer.close()
 
 
 def _sync_file_range():
@@ -143,13 +239,14 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 def _pour(fd: int, chunks: Iterable[bytes], offset: int, max_bytes: int | None,
-          hashers: list) -> int:
+          hashers: list, direct: bool = False) -> int:
     """Write `chunks` into `fd` from `offset` on, feeding each hasher; returns bytes written.
     Raises TooLarge before writing more than `max_bytes`. The first hasher is fed here, the
-    others beside the write (a multipart part with an announced sha256 has two)."""
+    others beside the write (a multipart part with an announced sha256 has two). `direct`:
+    a body of more than one chunk goes past the page cache (_DirectOutput)."""
     here, beside = hashers[:1], hashers[1:]
     written = 0
-    with _Writer(fd, offset, beside) as writer:
+    with _Writer(fd, offset, beside, direct) as writer:
         for chunk in chunks:
             if max_bytes is not None and written + len(chunk) > max_bytes:
                 raise TooLarge(f"more than {max_bytes} bytes")
@@ -170,8 +267,9 @@ class _Hashing:
 
 
 class BlobStore:
-    def __init__(self, root: str):
+    def __init__(self, root: str, direct_writes: bool = True):
         self.root = os.path.abspath(root)
+        self.direct_writes = direct_writes and hasattr(os, "O_DIRECT")
         self.blob_root = os.path.join(self.root, "blobs", "sha256")
         self.upload_root = os.path.join(self.root, "uploads")
         self.tmp_root = os.path.join(self.root, "tmp")
@@ -250,7 +348,7 @@ class BlobStore:
         fd, tmp_path = tempfile.mkstemp(dir=self.tmp_root)
         try:
             try:
-                size = _pour(fd, chunks, 0, None, [hasher])
+                size = _pour(fd, chunks, 0, None, [hasher], self.direct_writes)
             finally:
                 os.close(fd)
             digest = "sha256:" + hasher.hexdigest()
@@ -292,7 +390,8 @@ class BlobStore:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             os.ftruncate(fd, offset)
-            written = _pour(fd, chunks, offset, None if limit is None else limit - offset, [hasher])
+            written = _pour(fd, chunks, offset, None if limit is None else limit - offset, [hasher],
+                            self.direct_writes)
         except TooLarge:
             os.ftruncate(fd, offset)
             raise
@@ -333,7 +432,8 @@ class BlobStore:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
-                count = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None])
+                count = _pour(fd, chunks, offset, limit, [h for h in (own, candidate) if h is not None],
+                              self.direct_writes)
             finally:
                 os.close(fd)          # (network filesystems report write errors here)
             written = count
@@ -559,8 +659,11 @@ class BlobIter:
         self.file.close()
 
 
+def store_from_settings(settings: dict) -> BlobStore:
+    return BlobStore(settings["hinkskalle.storage.path"], settings["hinkskalle.storage.direct_writes"])
+
+
 def includeme(config):
-    settings = config.get_settings()
-    store = BlobStore(settings["hinkskalle.storage.path"])
+    store = store_from_settings(config.get_settings())
     config.registry["blobstore"] = store
     config.add_request_method(lambda request: request.registry["blobstore"], "blobstore", reify=True)
