@@ -41,3 +41,18 @@ def make_ini(tmp_path):
 def ini_writer():
     """`write_ini` for fixtures of a wider scope (test modules cannot import conftest)."""
     return write_ini
+
+
+@pytest.fixture
+def rereads(monkeypatch):
+    """Paths the blob store reads back from now on (to catch a running hash up)."""
+    from hinkskalle.services import storage
+
+    paths, real_read_range = [], storage._read_range
+
+    def recording(path, *args):
+        paths.append(path)
+        return real_read_range(path, *args)
+
+    monkeypatch.setattr(storage, "_read_range", recording)
+    return paths
