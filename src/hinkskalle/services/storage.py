@@ -122,8 +122,7 @@ class _Writer:
         if self._out is not None:
             self._out.write(chunk)
         else:
-            _pwrite_all(self.fd, chunk, self.position)
-            start_writeback(self.fd, self.position, len(chunk))
+            _write_buffered(self.fd, chunk, self.position)
             self.position += len(chunk)
         for hasher in self.hashers:
             hasher.update(chunk)
@@ -134,6 +133,12 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
     while view:
         count = os.pwrite(fd, view, offset)
         view, offset = view[count:], offset + count
+
+
+def _write_buffered(fd: int, data, offset: int) -> None:
+    """Through the page cache, with its writeback started at once (start_writeback)."""
+    _pwrite_all(fd, data, offset)
+    start_writeback(fd, offset, len(data))
 
 
 DIRECT_ALIGN = 4096   # O_DIRECT's alignment of offsets, lengths and memory (covers 512-byte devices)
@@ -168,6 +173,11 @@ class _DirectOutput:
             if self.position % DIRECT_ALIGN:
                 return
             self.direct = self._set_direct(True)
+        if not self.direct:           # refused: no copy through the buffer
+            self._flush(self.filled)
+            _write_buffered(self.fd, view, self.position)
+            self.position += len(view)
+            return
         while view:
             count = min(len(view), len(self.buffer) - self.filled)
             self.buffer[self.filled:self.filled + count] = view[:count]
@@ -187,8 +197,7 @@ class _DirectOutput:
                         raise
                     self.direct = self._set_direct(False)
             if not self.direct:
-                _pwrite_all(self.fd, whole[:length], self.position)
-                start_writeback(self.fd, self.position, length)
+                _write_buffered(self.fd, whole[:length], self.position)
         rest = self.buffer[length:self.filled]
         self.buffer[:len(rest)] = rest
         self.position += length
