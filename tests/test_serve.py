@@ -16,7 +16,7 @@ import requests
 from gunicorn.config import Config
 from waitress.adjustments import Adjustments
 
-from hinkskalle.server import PlainHTTPThreadWorker
+from hinkskalle.server import AccessLogOnDemand, PlainHTTPThreadWorker
 from hinkskalle.testing import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +45,7 @@ def test_gunicorn_options_are_valid():
         config.set(key, value)                  # unknown keys and bad values raise
     assert config.worker_class_str == "hinkskalle.server.PlainHTTPThreadWorker"
     assert config.worker_class is PlainHTTPThreadWorker
+    assert config.logger_class is AccessLogOnDemand
     assert config.workers >= 2 and config.threads >= 8
 
 

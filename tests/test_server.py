@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from waitress import create_server
@@ -218,3 +219,53 @@ def test_gunicorn_worker_serves_blobs_and_their_ranges(tmp_path, sendfile):
                 assert response.status == 206 and body == data[start:end + 1]
                 assert response.getheader("Content-Range") == f"bytes {start}-{end}/{len(data)}"
         connection.close()
+
+
+ACCESS_LOGGING = '''
+import sys
+from gunicorn import glogging
+from gunicorn.config import Config
+from hinkskalle.server import AccessLogOnDemand
+built = []
+glogging.Logger.atoms = lambda self, *args: built.append(1) or {"s": "200"}
+config = Config()
+for option in sys.argv[3:]:
+    config.set(*option.split("=", 1))
+logger = {"ours": AccessLogOnDemand, "gunicorn": glogging.Logger}[sys.argv[1]](config)
+for _ in range(int(sys.argv[2])):
+    logger.access(None, None, {}, 0.0)
+print("built", len(built))
+'''
+
+WITH_ACCESS_HANDLER = """
+[logger_gunicorn_access]
+level = INFO
+handlers = console
+propagate = 0
+qualname = gunicorn.access
+"""
+
+
+def _access_lines(logger: str, *options: str) -> tuple[int, str]:
+    """How many access lines `logger` built for 3 requests, and what it wrote to stdout."""
+    result = subprocess.run([sys.executable, "-c", ACCESS_LOGGING, logger, "3", "access_log_format=%(s)s line",
+                             *options], capture_output=True, text=True, timeout=60, check=True)
+    built = int(result.stdout.strip().splitlines()[-1].split()[1])
+    return built, result.stdout + result.stderr
+
+
+def test_access_lines_are_built_only_where_they_are_written(tmp_path):
+    """Under pserve, gunicorn takes the ini's [loggers] as its log configuration: that alone made
+    it format an access line for every request, which no handler then took."""
+    production = Path(__file__).resolve().parents[1] / "production.ini"
+    assert _access_lines("gunicorn", f"logconfig={production}")[0] == 3      # what it did
+    built, output = _access_lines("ours", f"logconfig={production}")
+    assert built == 0 and "line" not in output
+    # An access log asked for is written: `accesslog`, or a handler for gunicorn.access.
+    built, output = _access_lines("ours", "accesslog=-")
+    assert built == 3 and output.count("200 line") == 3
+    ini = tmp_path / "logging.ini"
+    ini.write_text(production.read_text().replace("keys = root, hinkskalle", "keys = root, hinkskalle, gunicorn_access")
+                   + WITH_ACCESS_HANDLER)
+    built, output = _access_lines("ours", f"logconfig={ini}")
+    assert built == 3 and output.count("200 line") == 3

@@ -8,7 +8,7 @@ immediately:
 - `use = egg:hinkskalle#waitress`: waitress (one process; development.ini, small sites);
 - `use = egg:gunicorn#main` with `worker_class = hinkskalle.server.PlainHTTPThreadWorker`:
   gunicorn's threaded worker (production.ini: several processes, request bodies streamed to
-  the app).
+  the app), with `logger_class = hinkskalle.server.AccessLogOnDemand`.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import io
 import logging
 import socket
 
+from gunicorn.glogging import Logger
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import _DEFER, DEFAULT_WORKER_DATA_TIMEOUT, ThreadWorker
 from waitress import create_server
@@ -75,6 +76,24 @@ class PlainHTTPThreadWorker(ThreadWorker):
             if first == TLS_HANDSHAKE:
                 return False       # the worker closes connections it is not to keep
         return super().handle(conn)
+
+
+class AccessLogOnDemand(Logger):
+    """gunicorn's logger, building a request's access log line only where it is written.
+
+    Under pserve gunicorn takes the ini file's [loggers] as its log configuration and from then
+    on formats an access line for every request, even when no handler takes it: 6% of the
+    server's samples for manifest GETs. Lines are written as before with `accesslog` or with
+    a handler for the `gunicorn.access` logger in the ini file.
+    """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self.writes_access = self.access_log.isEnabledFor(logging.INFO) and self.access_log.hasHandlers()
+
+    def access(self, resp, req, environ, request_time):
+        if self.writes_access:
+            super().access(resp, req, environ, request_time)
 
 
 # Bodies from this size on are read by SocketBody; smaller ones keep gunicorn's reader.
