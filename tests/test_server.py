@@ -258,7 +258,7 @@ def test_access_lines_are_built_only_where_they_are_written(tmp_path):
     """Under pserve, gunicorn takes the ini's [loggers] as its log configuration: that alone made
     it format an access line for every request, which no handler then took."""
     production = Path(__file__).resolve().parents[1] / "production.ini"
-    assert _access_lines("gunicorn", f"logconfig={production}")[0] == 3      # what it did
+    assert _access_lines("gunicorn", f"logconfig={production}")[0] == 3      # gunicorn's own logger
     built, output = _access_lines("ours", f"logconfig={production}")
     assert built == 0 and "line" not in output
     # An access log asked for is written: `accesslog`, or a handler for gunicorn.access.
