@@ -18,7 +18,7 @@ import threading
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.orm import Session
 
 from .config import load_settings
@@ -423,3 +423,24 @@ class Driver:
         image = self._image(context, request, request.GET["digest"])
         registry.delete_image(request, image, protocol=self._protocol(request))
         return {}
+
+
+@contextlib.contextmanager
+def statements(engine):
+    """The SQL statements `engine` runs inside the block (query-count tests)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def selects_and_writes(seen: list[str]) -> tuple[list[str], list[str]]:
+    """`seen` statements split into SELECTs and UPDATE/INSERT/DELETEs."""
+    def starting(*words):
+        return [s for s in seen if s.lstrip().upper().startswith(words)]
+    return starting("SELECT"), starting("UPDATE", "INSERT", "DELETE")

@@ -1,7 +1,8 @@
 """List endpoints load per-container data in batches: their query count does not grow with
 the number of containers or images listed (no N+1 queries)."""
 import pytest
-from sqlalchemy import event
+
+from hinkskalle.testing import statements
 
 from .conftest import add_image
 
@@ -9,17 +10,9 @@ URLS = ["/v1/search?value=c", "/v1/latest", "/v1/containers/user.hase/coll", "/v
 
 
 def _queries(testapp, engine, url, headers) -> int:
-    count = 0
-
-    def counted(*_):
-        nonlocal count
-        count += 1
-    event.listen(engine, "before_cursor_execute", counted)
-    try:
+    with statements(engine) as seen:
         testapp.get(url, headers=headers)
-    finally:
-        event.remove(engine, "before_cursor_execute", counted)
-    return count
+    return len(seen)
 
 
 @pytest.mark.parametrize("url", URLS)

@@ -1,34 +1,19 @@
 """Manifest GETs are cheap: a few SELECTs, no writes; download counters are written in batches."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 import webtest
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hinkskalle.models import Container, Image, Manifest
 from hinkskalle.services.counters import DownloadCounter
+from hinkskalle.testing import selects_and_writes, statements
 
 from .conftest import Client, image_manifest, sha
 from .test_token import basic
 
 NAME = "hase/coll/cont"
-
-
-@contextmanager
-def statements(engine):
-    """The SQL statements `engine` runs inside the block."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def batched(app) -> DownloadCounter:
@@ -55,9 +40,9 @@ def test_manifest_get_is_two_selects_once_the_registry_token_is_known(app, testa
     for reference, most in (("latest", 3), ("latest", 2), (digest, 2)):
         with statements(engine) as seen:
             client.get(f"/v2/{NAME}/manifests/{reference}")
-        selects = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+        selects, writes = selects_and_writes(seen)
         assert len(selects) <= most, seen
-        assert not [s for s in seen if s.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE"))], seen
+        assert not writes, seen
     # The pulls are counted once the batch is written.
     assert db.scalar(select(Manifest.download_count).where(Manifest.digest == digest)) == 0
     counter.flush()

@@ -141,12 +141,18 @@ def image_factory(request):
         image = registry.find_image(request.dbsession, container, "sha256:" + match.group(1))
         if image is None:
             raise NotFound(f"image with hash {reference} not found in container {container.name}")
-        return image
-    arch = requested_arch(request) or registry.default_arch(request)
-    tag = registry.find_tag(request.dbsession, container, reference.lower(), arch)
-    if tag is None or tag.image is None:
-        raise NotFound(f"Tag {reference} for architecture {arch} on container {container.path} not found")
-    return tag.image
+    else:
+        arch = requested_arch(request) or registry.default_arch(request)
+        tag = registry.find_tag(request.dbsession, container, reference.lower(), arch)
+        if tag is None or tag.image is None:
+            raise NotFound(f"Tag {reference} for architecture {arch} on container {container.path} not found")
+        image = tag.image
+    # The session holds rows weakly: without this the container and the parents, owners and
+    # group loaded with it went with this function, and the ACL walk and the response loaded
+    # them again one by one (each range of a parallel pull: 3 SELECTs instead of 2; a pull
+    # by tag: 6 instead of 3).
+    image._loaded_with = container
+    return image
 
 
 # -- helpers --------------------------------------------------------------------------
