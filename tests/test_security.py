@@ -9,11 +9,13 @@ from pyramid.authorization import ACLHelper, Authenticated, Everyone
 from pyramid.interfaces import ISecurityPolicy
 from sqlalchemy import select
 
-from hinkskalle.models import Token, User
+from hinkskalle.models import Group, Token, User
 from hinkskalle.models.meta import utcnow
 from hinkskalle.plugins import hookimpl
+from hinkskalle.resources import find_container
 from hinkskalle.security.permissions import Permission
 from hinkskalle.services.accounts import create_user
+from hinkskalle.testing import Factory, statements
 
 LIBRARY = "/_test/security/whoami"      # a library-format route that needs a login
 OCI = "/v2/"
@@ -198,3 +200,39 @@ def test_acl_inheritance(dbsession):
     for cont in (private, hidden_collection, group_cont):
         assert allowed(cont, ["role:admin"], Permission.DELETE)
         assert allowed(cont, ["role:admin"], Permission.ADMIN)
+
+
+def test_a_looked_up_container_walks_its_acl_without_sql_or_user_rows(dbsession, engine):
+    """The owners' and the group's names come as columns of the rows that find_container
+    loads: the ACL walk runs no SQL, and no User or Group row is loaded for it."""
+    factory = Factory(dbsession)
+    owner = factory.user("besitzer")
+    reader = factory.user("leser")
+    factory.group("Hasen", members={reader: "contributor"})
+    factory.container("hasen/coll/cont", owner=owner)
+    dbsession.expunge_all()
+    container = find_container(dbsession, "hasen", "coll", "cont")
+    with statements(engine) as seen:
+        assert allowed(container, ["user:besitzer"], Permission.DELETE)
+        assert allowed(container, ["group:Hasen:contributor"], Permission.PUSH)
+        assert allowed(container, ["group:Hasen:readonly"], Permission.PULL)
+        assert not allowed(container, ["group:Hasen:readonly"], Permission.PUSH)
+        assert not allowed(container, ["user:leser"], Permission.PUSH)
+    assert seen == []
+    assert not [row for row in dbsession.identity_map.values() if isinstance(row, (User, Group))]
+
+
+def test_an_owner_assigned_in_the_request_decides_at_once(dbsession):
+    """Before any flush: the ACL takes the owner from the row assigned, not the loaded name."""
+    factory = Factory(dbsession)
+    factory.container("besitzer/coll/cont", owner=factory.user("besitzer"))
+    factory.user("leser")
+    dbsession.expunge_all()
+    container = find_container(dbsession, "besitzer", "coll", "cont")
+    assert allowed(container, ["user:besitzer"], Permission.PUSH)
+    assert not allowed(container, ["user:leser"], Permission.PUSH)
+    container.owner = dbsession.scalar(select(User).where(User.username == "leser"))
+    assert allowed(container, ["user:leser"], Permission.PUSH)
+    container.owner = container.collection.owner = container.entity.owner = None
+    for name in ("besitzer", "leser"):
+        assert not allowed(container, [f"user:{name}"], Permission.PUSH)

@@ -1,5 +1,5 @@
 """Library downloads are cheap: a parallel pull sends one request per range, and each finds
-its image with the container (parents, owners, group) in two SELECTs and writes nothing."""
+its image with the container and its parents in two SELECTs and writes nothing."""
 import gc
 
 import pytest

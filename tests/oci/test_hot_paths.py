@@ -35,7 +35,7 @@ def test_manifest_get_is_two_selects_once_the_registry_token_is_known(app, testa
     client = Client(testapp, token)
     counter = batched(app)
     # The first request loads the token's user with its groups; later ones (within the
-    # cache's few seconds) only find the repository (with parents, owners, group) and the
+    # cache's few seconds) only find the repository (with its parents) and the
     # tag with its manifest, or the manifest by digest.
     for reference, most in (("latest", 3), ("latest", 2), (digest, 2)):
         with statements(engine) as seen:

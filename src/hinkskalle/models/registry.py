@@ -10,9 +10,9 @@ from datetime import datetime
 
 from pyramid.authorization import Allow, Authenticated, Everyone
 from sqlalchemy import (JSON, Boolean, ForeignKey, Index, LargeBinary, String, Text,
-                        UniqueConstraint)
+                        UniqueConstraint, select)
 from sqlalchemy.dialects import mysql
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship, validates
 
 from ..security.permissions import READ, WRITE, Permission, group_principal, user_principal
 from .meta import Base, BigInt, UTCDateTime, utcnow
@@ -40,11 +40,41 @@ class LowerCaseName:
         return value.lower() if isinstance(value, str) else value
 
 
-def _owner_aces(owner: User | None) -> list:
-    return [(Allow, user_principal(owner.username), READ + WRITE)] if owner else []
+def _name_of(model, name_column, key):
+    """The name of the `model` row that `key` points to, loaded as a column of this row.
+
+    ACLs and JSON need only the names of owners and groups. Loading them with the row costs
+    far less than a User (or Group) row per level, on the lookup every request makes.
+    """
+    return column_property(select(name_column).where(model.id == key).correlate_except(model)
+                           .scalar_subquery())
 
 
-class Entity(LowerCaseName, Base):
+_ABSENT = object()
+
+
+def _current_name(row, relation: str, column: str, attribute: str) -> str | None:
+    """From the related row where the session holds it (it may just have been assigned),
+    else from the name column loaded with `row`."""
+    related = row.__dict__.get(relation, _ABSENT)
+    if related is _ABSENT:
+        return getattr(row, column)
+    return getattr(related, attribute) if related is not None else None
+
+
+class OwnerName:
+    """`owner_name`: the owner's username, without loading the owner's row (`_owner_name`)."""
+
+    @property
+    def owner_name(self) -> str | None:
+        return _current_name(self, "owner", "_owner_name", "username")
+
+
+def _owner_aces(row: OwnerName) -> list:
+    return [(Allow, user_principal(row.owner_name), READ + WRITE)] if row.owner_name else []
+
+
+class Entity(LowerCaseName, OwnerName, Base):
     __tablename__ = "entity"
 
     id: Mapped[int] = mapped_column(BigInt, primary_key=True)
@@ -60,7 +90,9 @@ class Entity(LowerCaseName, Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[User | None] = relationship()
+    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
     group: Mapped[Group | None] = relationship(back_populates="entity")
+    _group_name: Mapped[str | None] = _name_of(Group, Group.name, group_id)
     collections: Mapped[list["Collection"]] = relationship(
         back_populates="entity", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -74,12 +106,13 @@ class Entity(LowerCaseName, Base):
         return ROOT
 
     def __acl__(self):
-        acl = _owner_aces(self.owner)
-        if self.group is not None:
+        acl = _owner_aces(self)
+        group = _current_name(self, "group", "_group_name", "name")
+        if group is not None:
             acl += [
-                (Allow, group_principal(self.group.name, "admin"), READ + WRITE),
-                (Allow, group_principal(self.group.name, "contributor"), READ + WRITE),
-                (Allow, group_principal(self.group.name, "readonly"), READ),
+                (Allow, group_principal(group, "admin"), READ + WRITE),
+                (Allow, group_principal(group, "contributor"), READ + WRITE),
+                (Allow, group_principal(group, "readonly"), READ),
             ]
         if self.name == "default":
             # Everybody logged in may look around the shared `default` entity; pulls still
@@ -94,7 +127,7 @@ class Entity(LowerCaseName, Base):
         raise KeyError(name)
 
 
-class Collection(LowerCaseName, Base):
+class Collection(LowerCaseName, OwnerName, Base):
     __tablename__ = "collection"
     __table_args__ = (UniqueConstraint("entity_id", "name"),)
 
@@ -111,6 +144,7 @@ class Collection(LowerCaseName, Base):
 
     entity: Mapped[Entity] = relationship(back_populates="collections")
     owner: Mapped[User | None] = relationship()
+    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
     containers: Mapped[list["Container"]] = relationship(
         back_populates="collection", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -123,7 +157,7 @@ class Collection(LowerCaseName, Base):
         return self.entity
 
     def __acl__(self):
-        return _owner_aces(self.owner)
+        return _owner_aces(self)
 
     def __getitem__(self, name):
         for container in self.containers:
@@ -132,7 +166,7 @@ class Collection(LowerCaseName, Base):
         raise KeyError(name)
 
 
-class Container(LowerCaseName, Base):
+class Container(LowerCaseName, OwnerName, Base):
     __tablename__ = "container"
     __table_args__ = (UniqueConstraint("collection_id", "name"),)
 
@@ -155,6 +189,7 @@ class Container(LowerCaseName, Base):
 
     collection: Mapped[Collection] = relationship(back_populates="containers")
     owner: Mapped[User | None] = relationship()
+    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
     images: Mapped[list["Image"]] = relationship(
         back_populates="container", cascade="all, delete-orphan", passive_deletes=True)
     tags: Mapped[list["Tag"]] = relationship(
@@ -184,13 +219,13 @@ class Container(LowerCaseName, Base):
         return f"{self.collection.entity.name}/{self.collection.name}/{self.name}"
 
     def __acl__(self):
-        acl = _owner_aces(self.owner)
+        acl = _owner_aces(self)
         if self.is_public:
             acl += [(Allow, Everyone, Permission.PULL), (Allow, Authenticated, Permission.OCI_PULL)]
         return acl
 
 
-class Image(Base):
+class Image(OwnerName, Base):
     """One blob in one container: a SIF image, an OCI layer or config, an ORAS file."""
 
     __tablename__ = "image"
@@ -222,6 +257,7 @@ class Image(Base):
 
     container: Mapped[Container] = relationship(back_populates="images")
     owner: Mapped[User | None] = relationship()
+    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
     tags: Mapped[list["Tag"]] = relationship(back_populates="image", passive_deletes=True)
 
     @property

@@ -177,11 +177,10 @@ def timestamp(value: datetime | None) -> str | None:
 
 
 def _base(obj, request, permission=Permission.EDIT) -> dict:
-    owner = getattr(obj, "owner", None)
     return {
         "id": str(obj.id),
         "createdAt": timestamp(obj.created_at),
-        "createdBy": owner.username if owner is not None else None,
+        "createdBy": obj.owner_name,
         "updatedAt": timestamp(getattr(obj, "updated_at", None)),
         "deleted": False,
         "deletedAt": None,

@@ -233,15 +233,12 @@ def _name(data: dict) -> str:
         raise BadRequest("JSON body parameters are invalid.", errors={"name": str(err)}) from None
 
 
-# What the permission check and the JSON of each listed row read, loaded for all rows at once.
+# What the permission check and the JSON of each listed row read, loaded for all rows at once
+# (the owners' and groups' names come with the rows; an entity's JSON reads their quotas).
 _LIST_LOADS = {
     Entity: (selectinload(Entity.owner), selectinload(Entity.group), selectinload(Entity.collections)),
-    Collection: (selectinload(Collection.owner), selectinload(Collection.containers),
-                 selectinload(Collection.entity).selectinload(Entity.owner),
-                 selectinload(Collection.entity).selectinload(Entity.group)),
-    Container: (selectinload(Container.owner), selectinload(Container.collection).selectinload(Collection.owner),
-                selectinload(Container.collection).selectinload(Collection.entity).selectinload(Entity.owner),
-                selectinload(Container.collection).selectinload(Collection.entity).selectinload(Entity.group)),
+    Collection: (selectinload(Collection.containers), selectinload(Collection.entity)),
+    Container: (selectinload(Container.collection).selectinload(Collection.entity),),
 }
 
 
