@@ -148,3 +148,12 @@ def test_request_methods_live_on_one_class_made_at_start_up(app, testapp, settin
                     permission=NO_PERMISSION_REQUIRED)
     late = webtest.TestApp(config.make_wsgi_app())
     assert late.get("/late").json == {"late": True}
+
+
+@pytest.mark.parametrize("extra_plugins", [()])         # no plugin reads pulls
+def test_a_pull_nobody_listens_to_builds_no_event_and_is_still_counted(app, hase, db, monkeypatch):
+    import hinkskalle.services.registry as registry
+    hase.push_blob(NAME, b"layer")
+    monkeypatch.setattr(registry, "PullEvent", lambda **kw: pytest.fail("a PullEvent nobody reads"))
+    hase.get(f"/v2/{NAME}/blobs/{sha(b'layer')}")
+    assert db.scalar(select(Image.download_count).where(Image.digest == sha(b"layer"))) == 1

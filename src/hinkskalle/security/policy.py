@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 from zope.interface import implementer
 
+from .. import plugins
 from ..errors import MalformedAuthorization, Unauthorized
 from ..models import Membership, User
 from ..services.accounts import LoginThrottle, guarded_login
@@ -217,7 +218,7 @@ class HinkskallePolicy:
         if account.is_admin:
             principals.append(ADMIN_PRINCIPAL)
         principals += [group_principal(name, role) for name, role in account.groups]
-        if request.hook.hinkskalle_principals.get_hookimpls():    # loads the user row: only if asked
+        if plugins.implemented(request, "hinkskalle_principals"):    # loads the user row: only if asked
             for extra in request.hook.hinkskalle_principals(request=request, user=identity.user):
                 principals += list(extra or ())
         return principals

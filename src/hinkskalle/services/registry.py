@@ -199,15 +199,18 @@ def record_pull(request, container: Container, *, protocol: str, digest: str, si
     """Ask plugins whether the pull may go ahead, count it and queue the PullEvent.
 
     HEAD requests are not downloads: no counters, no event (but the veto still applies).
+    Without a plugin for pulls there is no event to build.
     """
-    if image is not None and image.is_sif:
-        target = "image"      # a SIF is an image whichever protocol serves it
-    event = PullEvent(**event_fields(request, container, protocol), digest=digest, size=size,
-                      media_type=media_type, target=target, reference=reference,
-                      image_id=image.id if image is not None else None)
-    reason = plugins.check(request, "hinkskalle_check_pull", event)
-    if reason:
-        raise PolicyVeto(reason)
+    event = None
+    if plugins.implemented(request, "hinkskalle_check_pull", "hinkskalle_on_pull"):
+        if image is not None and image.is_sif:
+            target = "image"      # a SIF is an image whichever protocol serves it
+        event = PullEvent(**event_fields(request, container, protocol), digest=digest, size=size,
+                          media_type=media_type, target=target, reference=reference,
+                          image_id=image.id if image is not None else None)
+        reason = plugins.check(request, "hinkskalle_check_pull", event)
+        if reason:
+            raise PolicyVeto(reason)
     if request.method == "HEAD":
         return
     now = utcnow()
@@ -219,7 +222,8 @@ def record_pull(request, container: Container, *, protocol: str, digest: str, si
         for row in counted:
             row.download_count = (row.download_count or 0) + 1
             row.latest_download = now
-    request.emit(event)
+    if event is not None:
+        request.emit(event)
 
 
 # -- deletes -----------------------------------------------------------------------
