@@ -71,7 +71,8 @@ class OwnerName:
 
 
 def _owner_aces(row: OwnerName) -> list:
-    return [(Allow, user_principal(row.owner_name), READ + WRITE)] if row.owner_name else []
+    owner = row.owner_name
+    return [(Allow, user_principal(owner), READ + WRITE)] if owner else []
 
 
 class Entity(LowerCaseName, OwnerName, Base):
