@@ -7,10 +7,10 @@ request context, so the same ACL decides.
 from __future__ import annotations
 
 from pyramid.authorization import ALL_PERMISSIONS, Allow, Authenticated
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, select
 
 from .errors import NameInvalid, NameUnknown, NotFound
-from .models import Collection, Container, Entity
+from .models import Collection, Container, Entity, Manifest, Tag
 from .models.names import OCI_COMPONENT
 from .security.permissions import ADMIN_PRINCIPAL, READ, WRITE, Permission, user_principal
 
@@ -64,14 +64,37 @@ CONTAINER_BY_NAMES = select(Container, Collection, Entity).join(Container.collec
     Container.name == bindparam("container"))
 
 
-def find_container(dbsession, entity: str, collection: str, container: str) -> Container | None:
-    row = dbsession.execute(CONTAINER_BY_NAMES, {
-        "entity": entity.lower(), "collection": collection.lower(), "container": container.lower()}).first()
+# The same with one tag and its manifest: a manifest or image read by tag needs one query.
+CONTAINER_WITH_TAG = CONTAINER_BY_NAMES.add_columns(Tag, Manifest).outerjoin(Tag, and_(
+    Tag.container_id == Container.id, Tag.name == bindparam("tag"), Tag.arch == bindparam("arch"))
+).outerjoin(Manifest, Manifest.id == Tag.manifest_id)
+
+
+def find_container(dbsession, entity: str, collection: str, container: str,
+                   tag: tuple[str, str] | None = None) -> Container | None:
+    """The container with its parents; with `tag` (name, arch) that tag and its manifest too,
+    found or not (see `tag_found`)."""
+    names = {"entity": entity.lower(), "collection": collection.lower(), "container": container.lower()}
+    if tag is None:
+        row = dbsession.execute(CONTAINER_BY_NAMES, names).first()
+    else:
+        row = dbsession.execute(CONTAINER_WITH_TAG, dict(names, tag=tag[0], arch=tag[1])).first()
     if row is None:
         return None
-    container = row[0]
-    container._loaded_with = tuple(row)[1:]   # the session holds rows weakly: keep the parents
-    return container
+    found = row[0]
+    found._loaded_with = tuple(row)[1:]   # the session holds rows weakly: keep the parents
+    if tag is not None:
+        found._tags_found = {tag: row[3]}
+    return found
+
+
+def tag_found(container: Container, name: str, arch: str):
+    """(True, the tag or None) where `find_container` looked this tag up, else (False, None).
+    Once: later lookups in the request go to the database, which may have changed since."""
+    found = getattr(container, "_tags_found", {})
+    if (name, arch) not in found:
+        return False, None
+    return True, found.pop((name, arch))
 
 
 def split_oci_name(name: str) -> tuple[str, str, str]:
@@ -147,10 +170,10 @@ def library_container_factory(request):
     return found
 
 
-def oci_container_factory(request):
-    """Context for OCI routes on an existing repository."""
+def oci_container_factory(request, tag: tuple[str, str] | None = None):
+    """Context for OCI routes on an existing repository (with `tag`: see find_container)."""
     names = split_oci_name(request.matchdict["name"])
-    found = find_container(request.dbsession, *names)
+    found = find_container(request.dbsession, *names, tag=tag)
     if found is None:
         raise NameUnknown(f"repository {request.matchdict['name']} not found")
     return found

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import exists, select
 
 from .. import plugins
 from ..errors import (DigestInvalid, ManifestBlobUnknown, ManifestInvalid, PolicyVeto,
@@ -153,23 +153,14 @@ def find_manifest(session, container: Container, digest: str) -> Manifest | None
                                                  Manifest.digest == digest))
 
 
-# A tag and its manifest as one flat row (tag.manifest then needs no SQL): cheaper than
-# eager loading on the hottest read path. Built once with bound parameters.
-TAG_WITH_MANIFEST = select(Tag, Manifest).outerjoin(Manifest, Manifest.id == Tag.manifest_id).where(
-    Tag.container_id == bindparam("container"), Tag.name == bindparam("name"), Tag.arch == bindparam("arch"))
-
-
 def resolve(request, container: Container, reference: str) -> Manifest | None:
     """The manifest a tag or digest names (generating the ORAS manifest of a library SIF)."""
     session = request.dbsession
     if is_digest_reference(reference):
         return find_manifest(session, container, check_digest(reference))
-    row = session.execute(TAG_WITH_MANIFEST, {"container": container.id, "name": reference,
-                                              "arch": registry.default_arch(request)}).first()
-    if row is None:
+    tag = registry.find_tag(session, container, reference, registry.default_arch(request))
+    if tag is None:
         return None
-    tag = row.Tag
-    tag._loaded_with = row.Manifest     # keeps its manifest in the session (rows are held weakly)
     if tag.image_id is not None and (tag.manifest is None or tag.manifest.generated):
         image = tag.image
         if image.is_sif and image.completed:

@@ -5,7 +5,7 @@ raises `hinkskalle.errors`. Events are queued with `request.emit` and delivered 
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .. import plugins
 from ..errors import Denied, PolicyVeto
@@ -13,7 +13,7 @@ from ..events import DeleteEvent, PullEvent, PushEvent, TagEvent
 from ..models import Collection, Container, Entity, Image, Manifest, Tag, User
 from ..models.meta import utcnow
 from ..models.registry import SIF_MEDIA_TYPE, VISIBLE_MEDIA_TYPES
-from ..resources import PendingEntity, PendingPath
+from ..resources import PendingEntity, PendingPath, tag_found
 from . import quotas
 
 
@@ -159,9 +159,22 @@ def check_writable(container: Container, protocol: str) -> None:
 
 # -- tags --------------------------------------------------------------------------
 
+# A tag and its manifest as one flat row (tag.manifest then needs no SQL): cheaper than
+# eager loading on the hottest read path. Built once with bound parameters.
+TAG_WITH_MANIFEST = select(Tag, Manifest).outerjoin(Manifest, Manifest.id == Tag.manifest_id).where(
+    Tag.container_id == bindparam("container"), Tag.name == bindparam("name"), Tag.arch == bindparam("arch"))
+
+
 def find_tag(session, container: Container, name: str, arch: str) -> Tag | None:
-    return session.scalar(select(Tag).where(Tag.container_id == container.id, Tag.name == name,
-                                            Tag.arch == arch))
+    """The tag with its manifest; no SQL where the container's lookup found it already."""
+    looked_up, tag = tag_found(container, name, arch)
+    if looked_up:
+        return tag
+    row = session.execute(TAG_WITH_MANIFEST, {"container": container.id, "name": name, "arch": arch}).first()
+    if row is None:
+        return None
+    row.Tag._loaded_with = row.Manifest     # keeps its manifest in the session (rows are held weakly)
+    return row.Tag
 
 
 def set_tag(request, container: Container, name: str, arch: str, *, protocol: str,

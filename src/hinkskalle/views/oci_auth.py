@@ -21,6 +21,7 @@ from ..resources import oci_container_factory, oci_push_factory, resolve_path, s
 from ..security.permissions import Permission
 from ..security.policy import REGISTRY_AUDIENCE, Identity, decode_basic, parse_authorization
 from ..security.tokens import create_token, find_token, sign
+from ..services import manifests, registry
 from .common import body_chunks
 
 ACTIONS = {"pull": Permission.OCI_PULL, "push": Permission.PUSH, "delete": Permission.DELETE}
@@ -44,10 +45,14 @@ def repository_factory(request):
 
 
 def push_target_factory(request):
-    """Context of OCI routes whose writes may create the repository (upload start, manifest PUT)."""
+    """Context of OCI routes whose writes may create the repository (upload start, manifest PUT).
+    A manifest read by tag finds the tag in the same query."""
     _challenge_scope(request)
     if request.method in ("POST", "PUT"):
         return oci_push_factory(request)
+    reference = request.matchdict.get("reference")
+    if request.method in ("GET", "HEAD") and reference and not manifests.is_digest_reference(reference):
+        return oci_container_factory(request, tag=(reference, registry.default_arch(request)))
     return oci_container_factory(request)
 
 
