@@ -73,7 +73,7 @@ CONTAINER_WITH_TAG = CONTAINER_BY_NAMES.add_columns(Tag, Manifest).outerjoin(Tag
 def find_container(dbsession, entity: str, collection: str, container: str,
                    tag: tuple[str, str] | None = None) -> Container | None:
     """The container with its parents; with `tag` (name, arch) that tag and its manifest too,
-    found or not (see `tag_found`)."""
+    found or not (see `take_found_tag`)."""
     names = {"entity": entity.lower(), "collection": collection.lower(), "container": container.lower()}
     if tag is None:
         row = dbsession.execute(CONTAINER_BY_NAMES, names).first()
@@ -88,7 +88,7 @@ def find_container(dbsession, entity: str, collection: str, container: str,
     return found
 
 
-def tag_found(container: Container, name: str, arch: str):
+def take_found_tag(container: Container, name: str, arch: str):
     """(True, the tag or None) where `find_container` looked this tag up, else (False, None).
     Once: later lookups in the request go to the database, which may have changed since."""
     found = getattr(container, "_tags_found", {})

@@ -6,9 +6,10 @@ import webtest
 
 from sqlalchemy import select
 
-from hinkskalle.models import Container, Image, Manifest
+from hinkskalle.models import Container, Image, Manifest, Tag
+from hinkskalle.resources import find_container, take_found_tag
 from hinkskalle.services.counters import DownloadCounter
-from hinkskalle.testing import selects_and_writes, statements
+from hinkskalle.testing import Factory, selects_and_writes, statements
 
 from .conftest import Client, image_manifest, sha
 from .test_token import basic
@@ -160,17 +161,14 @@ def test_a_pull_nobody_listens_to_builds_no_event_and_is_still_counted(app, hase
 
 
 def test_a_tag_found_with_its_container_is_used_once(dbsession):
-    from hinkskalle.models import Tag
-    from hinkskalle.resources import find_container, tag_found
-    from hinkskalle.testing import Factory
     container = Factory(dbsession).container("hase/coll/cont")
     dbsession.add(Tag(container=container, name="latest", arch="amd64"))
     dbsession.flush()
     dbsession.expunge_all()
     found = find_container(dbsession, "hase", "coll", "cont", tag=("latest", "amd64"))
-    looked_up, tag = tag_found(found, "latest", "amd64")
+    looked_up, tag = take_found_tag(found, "latest", "amd64")
     assert looked_up and tag.name == "latest" and tag.container_id == found.id
-    assert tag_found(found, "latest", "amd64") == (False, None)     # later: from the database
-    assert tag_found(found, "other", "amd64") == (False, None)
+    assert take_found_tag(found, "latest", "amd64") == (False, None)     # later: from the database
+    assert take_found_tag(found, "other", "amd64") == (False, None)
     missing = find_container(dbsession, "hase", "coll", "cont", tag=("nope", "amd64"))
-    assert tag_found(missing, "nope", "amd64") == (True, None)
+    assert take_found_tag(missing, "nope", "amd64") == (True, None)

@@ -40,12 +40,13 @@ class LowerCaseName:
         return value.lower() if isinstance(value, str) else value
 
 
-def _name_of(model, name_column, key):
-    """The name of the `model` row that `key` points to, loaded as a column of this row.
+def _name_of(name_column, key):
+    """`name_column` of the row that `key` points to, loaded as a column of this row.
 
     ACLs and JSON need only the names of owners and groups. Loading them with the row costs
     far less than a User (or Group) row per level, on the lookup every request makes.
     """
+    model = name_column.class_
     return column_property(select(name_column).where(model.id == key).correlate_except(model)
                            .scalar_subquery())
 
@@ -91,9 +92,9 @@ class Entity(LowerCaseName, OwnerName, Base):
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner: Mapped[User | None] = relationship()
-    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
+    _owner_name: Mapped[str | None] = _name_of(User.username, owner_id)
     group: Mapped[Group | None] = relationship(back_populates="entity")
-    _group_name: Mapped[str | None] = _name_of(Group, Group.name, group_id)
+    _group_name: Mapped[str | None] = _name_of(Group.name, group_id)
     collections: Mapped[list["Collection"]] = relationship(
         back_populates="entity", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -145,7 +146,7 @@ class Collection(LowerCaseName, OwnerName, Base):
 
     entity: Mapped[Entity] = relationship(back_populates="collections")
     owner: Mapped[User | None] = relationship()
-    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
+    _owner_name: Mapped[str | None] = _name_of(User.username, owner_id)
     containers: Mapped[list["Container"]] = relationship(
         back_populates="collection", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -190,7 +191,7 @@ class Container(LowerCaseName, OwnerName, Base):
 
     collection: Mapped[Collection] = relationship(back_populates="containers")
     owner: Mapped[User | None] = relationship()
-    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
+    _owner_name: Mapped[str | None] = _name_of(User.username, owner_id)
     images: Mapped[list["Image"]] = relationship(
         back_populates="container", cascade="all, delete-orphan", passive_deletes=True)
     tags: Mapped[list["Tag"]] = relationship(
@@ -258,7 +259,7 @@ class Image(OwnerName, Base):
 
     container: Mapped[Container] = relationship(back_populates="images")
     owner: Mapped[User | None] = relationship()
-    _owner_name: Mapped[str | None] = _name_of(User, User.username, owner_id)
+    _owner_name: Mapped[str | None] = _name_of(User.username, owner_id)
     tags: Mapped[list["Tag"]] = relationship(back_populates="image", passive_deletes=True)
 
     @property

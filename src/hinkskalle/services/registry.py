@@ -13,7 +13,7 @@ from ..events import DeleteEvent, PullEvent, PushEvent, TagEvent
 from ..models import Collection, Container, Entity, Image, Manifest, Tag, User
 from ..models.meta import utcnow
 from ..models.registry import SIF_MEDIA_TYPE, VISIBLE_MEDIA_TYPES
-from ..resources import PendingEntity, PendingPath, tag_found
+from ..resources import PendingEntity, PendingPath, take_found_tag
 from . import quotas
 
 
@@ -167,7 +167,7 @@ TAG_WITH_MANIFEST = select(Tag, Manifest).outerjoin(Manifest, Manifest.id == Tag
 
 def find_tag(session, container: Container, name: str, arch: str) -> Tag | None:
     """The tag with its manifest; no SQL where the container's lookup found it already."""
-    looked_up, tag = tag_found(container, name, arch)
+    looked_up, tag = take_found_tag(container, name, arch)
     if looked_up:
         return tag
     row = session.execute(TAG_WITH_MANIFEST, {"container": container.id, "name": name, "arch": arch}).first()

@@ -133,9 +133,8 @@ def image_factory(request):
     name, reference = split_ref(md["ref"])
     entity, collection = md.get("entity") or "default", md.get("collection") or "default"
     match = HASH_REF.match(reference)
-    arch = None if match else requested_arch(request) or registry.default_arch(request)
-    tag_wanted = None if match else (reference.lower(), arch)      # found with the container
-    container = find_container(request.dbsession, entity, collection, name, tag=tag_wanted)
+    tag = None if match else (reference.lower(), requested_arch(request) or registry.default_arch(request))
+    container = find_container(request.dbsession, entity, collection, name, tag=tag)   # tag too
     if container is None:
         raise NotFound(f"container {entity}/{collection}/{name} not found")
     request.library_reference = reference
@@ -144,10 +143,11 @@ def image_factory(request):
         if image is None:
             raise NotFound(f"image with hash {reference} not found in container {container.name}")
     else:
-        tag = registry.find_tag(request.dbsession, container, *tag_wanted)
-        if tag is None or tag.image is None:
+        tag_name, arch = tag
+        found = registry.find_tag(request.dbsession, container, tag_name, arch)
+        if found is None or found.image is None:
             raise NotFound(f"Tag {reference} for architecture {arch} on container {container.path} not found")
-        image = tag.image
+        image = found.image
     # The session holds rows weakly: without this the container and the parents loaded with
     # it went with this function, and the ACL walk and the response loaded them again one by
     # one (each range of a parallel pull: 3 SELECTs instead of 2).
